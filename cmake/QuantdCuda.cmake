@@ -1,0 +1,33 @@
+# Decides whether the CUDA kernels are built and for which architectures.
+#
+# Architectures are named, never "native": the build machine usually has no
+# GPU, and the binaries must run on the cards users deploy on.
+#   80  A100 / A30 (Ampere data-centre; BF16 tensor cores)
+#   89  L4 / L40S / RTX 40xx (Ada; first with FP8 tensor cores)
+#   90  H100 / H200 (Hopper)
+#   100 B200 / GB200 (Blackwell data-centre; first with NVFP4 tensor cores)
+#   120 RTX 50xx / RTX PRO (Blackwell workstation)
+# The newest entry also embeds PTX so newer cards can JIT it.
+set(QUANTD_HAVE_CUDA OFF)
+if(NOT QUANTD_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES "80-real;89-real;90-real;100-real;120")
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(QUANTD_HAVE_CUDA ON)
+    message(STATUS "quantd: CUDA kernels for ${CMAKE_CUDA_ARCHITECTURES}")
+  elseif(QUANTD_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "QUANTD_CUDA=ON but no CUDA compiler was found")
+  else()
+    message(STATUS "quantd: no CUDA compiler found, CPU-only build")
+  endif()
+endif()

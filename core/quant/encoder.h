@@ -1,0 +1,41 @@
+// Where a weight is encoded: the scalar reference, the multi-threaded CPU
+// path or a GPU (kernels/ implements the last two). A worker owns one.
+#ifndef QUANTD_CORE_QUANT_ENCODER_H_
+#define QUANTD_CORE_QUANT_ENCODER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/formats/format.h"
+#include "core/util/cancel.h"
+
+namespace quantd {
+
+class WeightEncoder {
+ public:
+  virtual ~WeightEncoder() = default;
+
+  // "reference", "cpu", "cuda:0", ...
+  virtual std::string device() const = 0;
+
+  // Encodes a whole 2-D weight; the bytes equal EncodeRef()'s. Errors: those
+  // of WeightFormat::Check/EncodeRowsRef, CANCELLED, RESOURCE_EXHAUSTED when
+  // device memory runs out, INTERNAL for a device failure.
+  virtual absl::StatusOr<EncodedWeight> Encode(const WeightFormat& f, const FormatParams& p,
+                                               const TensorView& w, const CancelToken& cancel) = 0;
+};
+
+// The scalar reference on the calling thread.
+class ReferenceEncoder : public WeightEncoder {
+ public:
+  std::string device() const override { return "reference"; }
+  absl::StatusOr<EncodedWeight> Encode(const WeightFormat& f, const FormatParams& p,
+                                       const TensorView& w, const CancelToken& cancel) override {
+    if (absl::Status s = cancel.Check(); !s.ok()) return s;
+    return EncodeRef(f, p, w);
+  }
+};
+
+}  // namespace quantd
+
+#endif  // QUANTD_CORE_QUANT_ENCODER_H_
