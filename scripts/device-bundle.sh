@@ -13,6 +13,7 @@ rm -rf .devbundle
 mkdir -p .devbundle/bin .devbundle/lib
 for p in "$@"; do
   cp "$build/$p" .devbundle/bin/
+  strip --strip-debug ".devbundle/bin/$(basename "$p")"
   ldd "$build/$p" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
       libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*|libcuda.so*|libnvidia*)

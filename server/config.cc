@@ -9,6 +9,8 @@ namespace quantd {
 absl::StatusOr<ServerConfig> ParseServerConfig(int argc, char** argv) {
   ServerConfig c;
   CLI::App app{"quantd: the quantization service"};
+  // A later flag overrides an earlier one (and the config file).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.set_config("--config", "", "Read these options from a TOML or INI file (same keys)");
   // A misspelt key in the file is an error, not silently ignored.
   app.allow_config_extras(CLI::config_extras_mode::error);

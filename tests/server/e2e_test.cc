@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "core/io/safetensors.h"
 #include "core/tensor/tensor.h"
 #include "core/util/fs.h"
+#include "kernels/devices.h"
 #include "nlohmann/json.hpp"
 #include "quantd/v1/quantd.grpc.pb.h"
 #include "tests/fixtures/server_process.h"
@@ -60,12 +62,20 @@ class EndToEndTest : public ::testing::Test {
     fs::remove_all(root_);
   }
 
+  // One CPU worker unless `extra` says otherwise (--gpus all adds the GPUs).
   void StartServer(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--model-root",        (root_ / "models").string(),
-                                     "--output-root",       (root_ / "outputs").string(),
-                                     "--cpu-workers",       "1",
-                                     "--cpu-threads",       "2",
-                                     "--heartbeat-seconds", "0.2"};
+    std::vector<std::string> args = {"--gpus",
+                                     "none",
+                                     "--model-root",
+                                     (root_ / "models").string(),
+                                     "--output-root",
+                                     (root_ / "outputs").string(),
+                                     "--cpu-workers",
+                                     "1",
+                                     "--cpu-threads",
+                                     "2",
+                                     "--heartbeat-seconds",
+                                     "0.2"};
     args.insert(args.end(), extra.begin(), extra.end());
     auto s = ServerProcess::Start(Binary("QUANTD_BIN", QUANTD_BIN), root_ / "data", args);
     ASSERT_TRUE(s.ok()) << s.status();
@@ -131,7 +141,7 @@ class EndToEndTest : public ::testing::Test {
 };
 
 TEST_F(EndToEndTest, QuantizesTinyModelIntoACompleteFolder) {
-  StartServer();
+  StartServer({"--gpus", "all"});
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("tiny-int4"), &job).ok());
   EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
@@ -515,8 +525,38 @@ TEST_F(EndToEndTest, HealthAndReflectionAreServed) {
   }
 }
 
+TEST_F(EndToEndTest, GpuAndCpuWorkersWriteIdenticalFiles) {
+  if (ListCudaDevices().empty()) GTEST_SKIP() << "no CUDA device";
+  StartServer({"--gpus", "all"});
+  std::map<std::string, std::string> digests;
+  for (auto [name, device] :
+       {std::pair{"on-gpu", v1::DEVICE_PREFERENCE_GPU}, {"on-cpu", v1::DEVICE_PREFERENCE_CPU}}) {
+    for (bool sym : {true, false}) {
+      v1::CreateJobRequest req = Quantize(absl::StrCat(name, sym ? "-sym" : "-asym"));
+      req.mutable_spec()->set_device(device);
+      req.mutable_spec()->mutable_quantize()->set_symmetric(sym);
+      req.mutable_spec()->mutable_quantize()->set_group_size(32);
+      v1::Job job;
+      ASSERT_TRUE(Create(req, &job).ok());
+      job = WaitDone(job.id());
+      ASSERT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error().message();
+      EXPECT_EQ(job.worker(), device == v1::DEVICE_PREFERENCE_GPU ? "gpu0" : "cpu0");
+      for (const v1::OutputFile& f : job.result().files()) {
+        if (!absl::EndsWith(f.path(), ".safetensors")) continue;
+        const std::string key = absl::StrCat(sym, f.path().substr(f.path().find('/')));
+        if (digests.count(key)) {
+          EXPECT_EQ(digests[key], f.sha256()) << key;
+        } else {
+          digests[key] = f.sha256();
+        }
+      }
+    }
+  }
+  EXPECT_EQ(digests.size(), 2u);
+}
+
 TEST_F(EndToEndTest, QuantctlDrivesTheServer) {
-  StartServer();
+  StartServer({"--gpus", "all"});
   int rc;
   std::string out =
       Quantctl("-o json quantize --model tiny --method int8 --output cli-int8 --wait", &rc);
