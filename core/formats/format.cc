@@ -1,5 +1,7 @@
 #include "core/formats/format.h"
 
+#include <cmath>
+
 #include "core/util/status_macros.h"
 
 namespace quantd {
@@ -24,6 +26,16 @@ size_t EncodedWeight::nbytes() const {
   return n;
 }
 
+float AbsMaxRef(const TensorView& w) {
+  float m = 0.0f;
+  const int64_t n = w.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = std::fabs(LoadAsFloat(w, i));
+    if (a > m) m = a;  // false for NaN
+  }
+  return m;
+}
+
 absl::StatusOr<EncodedWeight> EncodeRef(const WeightFormat& f, const FormatParams& p,
                                         const TensorView& w) {
   if (w.shape.size() != 2) {
@@ -32,6 +44,7 @@ absl::StatusOr<EncodedWeight> EncodeRef(const WeightFormat& f, const FormatParam
   RETURN_IF_ERROR(f.Check(p, w.rows(), w.cols()));
   EncodedWeight out = f.Allocate(p, w.rows(), w.cols(), w.dtype);
   RETURN_IF_ERROR(f.EncodeRowsRef(p, w, 0, w.rows(), &out));
+  RETURN_IF_ERROR(f.FinalizeRef(p, w.rows(), w.cols(), &out));
   return out;
 }
 

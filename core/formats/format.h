@@ -25,6 +25,10 @@ struct FormatParams {
   bool symmetric = true;
   // The dtype scales are stored in (compressed-tensors: the weight's dtype).
   DType scale_dtype = DType::kBF16;
+  // max |x| over the whole tensor, or over the group of tensors a runtime
+  // fuses (q/k/v, gate/up), for formats whose NeedsTensorAmax() is true; the
+  // pipeline sets it before encoding. Negative means unset.
+  float tensor_amax = -1.0f;
   // Format-specific settings (documented by each format).
   std::map<std::string, std::string> extra;
 };
@@ -61,6 +65,10 @@ class WeightFormat {
   // a packed word.
   virtual int64_t RowGranularity(const FormatParams& p) const { return 1; }
 
+  // True when encoding needs FormatParams::tensor_amax (a scale shared by
+  // the whole tensor or by fused tensors).
+  virtual bool NeedsTensorAmax(const FormatParams& p) const { return false; }
+
   // The parts of an encoded [rows, cols] weight read from `source` dtype, with
   // their final shapes and dtypes and uninitialised bytes. Requires Check().
   virtual EncodedWeight Allocate(const FormatParams& p, int64_t rows, int64_t cols,
@@ -73,13 +81,27 @@ class WeightFormat {
   virtual absl::Status EncodeRowsRef(const FormatParams& p, const TensorView& w, int64_t r0,
                                      int64_t r1, EncodedWeight* out) const = 0;
 
+  // Runs on the host once every row is encoded (by any path), for work
+  // over the whole encoding such as bitsandbytes' double quantization of
+  // the block scales; may replace or remove parts. The default does
+  // nothing. Part of the reference: every path calls it.
+  virtual absl::Status FinalizeRef(const FormatParams& p, int64_t rows, int64_t cols,
+                                   EncodedWeight* out) const {
+    return absl::OkStatus();
+  }
+
   // Decodes a whole weight to float32 [rows, cols].
   virtual absl::StatusOr<std::vector<float>> DecodeRef(const FormatParams& p,
                                                        const EncodedWeight& e, int64_t rows,
                                                        int64_t cols) const = 0;
 };
 
-// Encodes all rows with the scalar reference on this thread.
+// max |x| over a F32, F16 or BF16 view, ignoring NaN (reported by encoding
+// itself); on this thread.
+float AbsMaxRef(const TensorView& w);
+
+// Encodes all rows with the scalar reference on this thread (then
+// FinalizeRef).
 absl::StatusOr<EncodedWeight> EncodeRef(const WeightFormat& f, const FormatParams& p,
                                         const TensorView& w);
 

@@ -25,8 +25,8 @@ absl::StatusOr<std::unique_ptr<Prepared>> Prepare(const v1::QuantizeSpec& spec, 
   if (spec.model().empty()) return absl::InvalidArgumentError("quantize.model is required");
   if (spec.output().empty()) return absl::InvalidArgumentError("quantize.output is required");
   if (spec.method().empty()) return absl::InvalidArgumentError("quantize.method is required");
-  ASSIGN_OR_RETURN(const QuantMethod* method, FindMethod(spec.method()));
-  ASSIGN_OR_RETURN(MethodPlan plan, method->Resolve(spec));
+  ASSIGN_OR_RETURN(const QuantMethod* method, FindMethodForSpec(spec));
+  ASSIGN_OR_RETURN(MethodPlan plan, method->Resolve(WithoutLayout(spec)));
   ASSIGN_OR_RETURN(std::filesystem::path model_dir,
                    ResolveUnderRoot(env.model_root, spec.model(), PathMode::kMustExist));
   ASSIGN_OR_RETURN(std::filesystem::path output,

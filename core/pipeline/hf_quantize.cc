@@ -1,8 +1,11 @@
 #include "core/pipeline/hf_quantize.h"
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <future>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <utility>
 
@@ -102,6 +105,49 @@ absl::StatusOr<ordered_json> ReadOrderedJson(const std::filesystem::path& path) 
   return j;
 }
 
+// Tensors a runtime fuses into one matrix share a tensor-wide scale:
+// "<prefix>.q_proj/.k_proj/.v_proj" and "<prefix>.gate_proj/.up_proj".
+std::string FusedGroup(const std::string& module) {
+  static const std::pair<const char*, const char*> kFused[] = {
+      {".q_proj", ".qkv"},      {".k_proj", ".qkv"},
+      {".v_proj", ".qkv"},      {".gate_proj", ".gate_up"},
+      {".up_proj", ".gate_up"}, {".w1", ".w13"},
+      {".w3", ".w13"}};
+  for (const auto& [suffix, group] : kFused) {
+    const size_t n = std::strlen(suffix);
+    if (module.size() > n && module.compare(module.size() - n, n, suffix) == 0) {
+      return module.substr(0, module.size() - n) + group;
+    }
+  }
+  return module;
+}
+
+// max |x| over the fused group of each quantized tensor, computed once per
+// group on first use.
+class GroupAmax {
+ public:
+  explicit GroupAmax(const HfQuantizeRequest& req) : req_(req) {}
+  float Get(const TensorChoice& c, WeightEncoder* encoder) {
+    const std::string group = FusedGroup(c.module);
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = cache_.find(group);
+    if (it != cache_.end()) return it->second;
+    float m = 0.0f;
+    for (const TensorChoice& other : req_.selection->tensors) {
+      if (other.quantize && FusedGroup(other.module) == group) {
+        m = std::max(m, encoder->AbsMax(other.tensor->view()));
+      }
+    }
+    cache_[group] = m;
+    return m;
+  }
+
+ private:
+  const HfQuantizeRequest& req_;
+  std::mutex mu_;
+  std::map<std::string, float> cache_;
+};
+
 // The encoded form of tensor `c`: either its stored bytes (kept) or the parts.
 struct Encoded {
   absl::Status status;
@@ -109,12 +155,15 @@ struct Encoded {
   double seconds = 0;
 };
 
-Encoded EncodeOne(const HfQuantizeRequest& req, const TensorChoice& c, const RunContext& ctx) {
+Encoded EncodeOne(const HfQuantizeRequest& req, const TensorChoice& c, const RunContext& ctx,
+                  GroupAmax* amax) {
   Encoded r;
   if (!c.quantize) return r;
   const absl::Time t0 = absl::Now();
+  FormatParams params = ParamsFor(req, c);
+  if (req.plan.format->NeedsTensorAmax(params)) params.tensor_amax = amax->Get(c, ctx.encoder);
   absl::StatusOr<EncodedWeight> w =
-      ctx.encoder->Encode(*req.plan.format, ParamsFor(req, c), c.tensor->view(), *ctx.cancel);
+      ctx.encoder->Encode(*req.plan.format, params, c.tensor->view(), *ctx.cancel);
   r.seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   if (!w.ok()) {
     r.status = w.status().code() == absl::StatusCode::kCancelled
@@ -185,10 +234,13 @@ absl::StatusOr<v1::JobResult> RunHfQuantize(const HfQuantizeRequest& req, const 
   uint64_t weight_out_bytes = 0;
 
   // Tensor i+1 is encoded while tensor i is written.
+  GroupAmax amax(req);
+  ctx.encoder->TakeTimings();  // start from zero
   std::future<Encoded> next;
   auto launch = [&](size_t i) {
-    return std::async(std::launch::async,
-                      [&req, &ctx, &tensors, i] { return EncodeOne(req, tensors[i], ctx); });
+    return std::async(std::launch::async, [&req, &ctx, &tensors, &amax, i] {
+      return EncodeOne(req, tensors[i], ctx, &amax);
+    });
   };
   size_t entry_index = 0;
   size_t source_index = 0;
@@ -270,10 +322,16 @@ absl::StatusOr<v1::JobResult> RunHfQuantize(const HfQuantizeRequest& req, const 
   }
 
   ASSIGN_OR_RETURN(ordered_json config, ReadOrderedJson(req.model->dir() / "config.json"));
-  config["quantization_config"] =
+  nlohmann::json qconfig =
       req.method->QuantizationConfig(req.plan.params, req.selection->ignored_linear);
+  if (!qconfig.is_null()) config["quantization_config"] = ordered_json::parse(qconfig.dump());
   ASSIGN_OR_RETURN(FileDigest cd, WriteText(dir / "config.json", config.dump(2) + "\n"));
   add_file("config.json", cd);
+  for (const auto& [name, content] :
+       req.method->ExtraFiles(req.plan.params, req.selection->ignored_linear)) {
+    ASSIGN_OR_RETURN(FileDigest d, WriteText(dir / name, content));
+    add_file(name, d);
+  }
   for (const std::filesystem::path& aux : req.model->AuxiliaryFiles()) {
     ASSIGN_OR_RETURN(FileDigest d, CopyFileDurably(aux, dir / aux.filename()));
     add_file(aux.filename().string(), d);
@@ -292,6 +350,11 @@ absl::StatusOr<v1::JobResult> RunHfQuantize(const HfQuantizeRequest& req, const 
   metrics["seconds_total"] = absl::ToDoubleSeconds(absl::Now() - start);
   metrics["seconds_encode"] = encode_seconds;
   metrics["seconds_write"] = write_seconds;
+  const EncoderTimings timings = ctx.encoder->TakeTimings();
+  metrics["seconds_host_to_device"] = timings.host_to_device;
+  metrics["seconds_kernel"] = timings.kernel;
+  metrics["seconds_device_to_host"] = timings.device_to_host;
+  metrics["seconds_host_encode"] = timings.host;
   metrics["parameters"] = static_cast<double>(params);
   metrics["bits_per_weight_quantized_tensors"] =
       quantized_elems ? 8.0 * quantized_stored_bytes / quantized_elems : 0.0;

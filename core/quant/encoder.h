@@ -11,6 +11,15 @@
 
 namespace quantd {
 
+// Time an encoder spent per stage since the last TakeTimings(), in seconds
+// (stages it does not have stay 0).
+struct EncoderTimings {
+  double host_to_device = 0;
+  double kernel = 0;
+  double device_to_host = 0;
+  double host = 0;  // host-side work: CPU encoding, staging copies, finalize
+};
+
 class WeightEncoder {
  public:
   virtual ~WeightEncoder() = default;
@@ -19,10 +28,17 @@ class WeightEncoder {
   virtual std::string device() const = 0;
 
   // Encodes a whole 2-D weight; the bytes equal EncodeRef()'s. Errors: those
-  // of WeightFormat::Check/EncodeRowsRef, CANCELLED, RESOURCE_EXHAUSTED when
-  // device memory runs out, INTERNAL for a device failure.
+  // of WeightFormat::Check/EncodeRowsRef/FinalizeRef, CANCELLED,
+  // RESOURCE_EXHAUSTED when device memory runs out, INTERNAL for a device
+  // failure.
   virtual absl::StatusOr<EncodedWeight> Encode(const WeightFormat& f, const FormatParams& p,
                                                const TensorView& w, const CancelToken& cancel) = 0;
+
+  // max |x| of a weight (AbsMaxRef's value); encoders may parallelise it.
+  virtual float AbsMax(const TensorView& w) { return AbsMaxRef(w); }
+
+  // Returns and resets the stage timings.
+  virtual EncoderTimings TakeTimings() { return EncoderTimings{}; }
 };
 
 // The scalar reference on the calling thread.

@@ -46,9 +46,16 @@ class QuantMethod {
   virtual std::map<std::string, std::string> Describe(const FormatParams& p) const = 0;
 
   // config.json's "quantization_config" for an output whose unquantized
-  // Linear modules are `ignore`.
+  // Linear modules are `ignore` (null: config.json gets none).
   virtual nlohmann::json QuantizationConfig(const FormatParams& p,
                                             const std::vector<std::string>& ignore) const = 0;
+
+  // Further files of the output folder (name -> content), e.g. ModelOpt's
+  // hf_quant_config.json.
+  virtual std::map<std::string, std::string> ExtraFiles(
+      const FormatParams& p, const std::vector<std::string>& ignore) const {
+    return {};
+  }
 
   // How `device` runs this method; `note` explains emulation.
   virtual v1::Support SupportOn(const v1::DeviceInfo& device, std::string* note) const {

@@ -27,3 +27,35 @@ absl::StatusOr<const QuantMethod*> FindMethod(std::string_view name) {
 }
 
 }  // namespace quantd
+
+namespace quantd {
+
+absl::StatusOr<const QuantMethod*> FindMethodForSpec(const v1::QuantizeSpec& spec) {
+  auto it = spec.options().find("layout");
+  if (it == spec.options().end()) return FindMethod(spec.method());
+  const std::string variant = absl::StrCat(spec.method(), ":", it->second);
+  for (const QuantMethod* m : AllMethods()) {
+    if (m->name() == variant) return m;
+  }
+  // The default layout may be named explicitly.
+  absl::StatusOr<const QuantMethod*> plain = FindMethod(spec.method());
+  if (plain.ok() && (*plain)->output_format().find(it->second) == 0) return plain;
+  std::vector<std::string> layouts;
+  for (const QuantMethod* m : AllMethods()) {
+    const std::string name(m->name());
+    if (name.rfind(spec.method() + ":", 0) == 0)
+      layouts.push_back(name.substr(spec.method().size() + 1));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "options.layout \"", it->second, "\" is not a layout of method \"", spec.method(), "\"",
+      layouts.empty() ? std::string(" (it has one layout only)")
+                      : absl::StrCat("; layouts: ", absl::StrJoin(layouts, ", "))));
+}
+
+v1::QuantizeSpec WithoutLayout(const v1::QuantizeSpec& spec) {
+  v1::QuantizeSpec copy = spec;
+  copy.mutable_options()->erase("layout");
+  return copy;
+}
+
+}  // namespace quantd

@@ -12,6 +12,14 @@ namespace quantd {
 
 // INVALID_ARGUMENT listing the known methods when `name` is not one.
 absl::StatusOr<const QuantMethod*> FindMethod(std::string_view name);
+
+// The method a spec asks for: its `method`, or with options["layout"] set,
+// the registered variant "<method>:<layout>" (e.g. "nvfp4:modelopt",
+// "int8:bitsandbytes"). INVALID_ARGUMENT naming the method or layout.
+absl::StatusOr<const QuantMethod*> FindMethodForSpec(const v1::QuantizeSpec& spec);
+
+// The spec a method's Resolve() sees: options["layout"] removed.
+v1::QuantizeSpec WithoutLayout(const v1::QuantizeSpec& spec);
 const std::vector<const QuantMethod*>& AllMethods();
 
 }  // namespace quantd

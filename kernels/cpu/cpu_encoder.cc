@@ -3,9 +3,11 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/util/status_macros.h"
 #include "kernels/cpu/thread_pool.h"
 #include "kernels/encoders.h"
@@ -26,6 +28,7 @@ class CpuEncoder final : public WeightEncoder {
   absl::StatusOr<EncodedWeight> Encode(const WeightFormat& f, const FormatParams& p,
                                        const TensorView& w, const CancelToken& cancel) override {
     RETURN_IF_ERROR(cancel.Check());
+    const absl::Time start = absl::Now();
     if (w.shape.size() != 2) {
       return absl::InvalidArgumentError("weight must be 2-D, got " + ShapeString(w.shape));
     }
@@ -67,11 +70,34 @@ class CpuEncoder final : public WeightEncoder {
     });
     if (cancelled.load()) return absl::CancelledError("job cancelled");
     if (!first_error.ok()) return first_error;
+    RETURN_IF_ERROR(f.FinalizeRef(p, rows, cols, &out));
+    timings_.host += absl::ToDoubleSeconds(absl::Now() - start);
     return out;
   }
 
+  float AbsMax(const TensorView& w) override {
+    const int64_t n = w.numel();
+    const int64_t chunk = std::max<int64_t>(1 << 16, n / (8 * pool_.size()) + 1);
+    const int64_t chunks = (n + chunk - 1) / chunk;
+    std::vector<float> partial(chunks, 0.0f);
+    pool_.ParallelFor(chunks, [&](int64_t c) {
+      TensorView part = w;
+      const int64_t begin = c * chunk, len = std::min(n, begin + chunk) - begin;
+      part.data = w.data + begin * DTypeSize(w.dtype);
+      part.shape = {len};
+      part.nbytes = len * DTypeSize(w.dtype);
+      partial[c] = AbsMaxRef(part);
+    });
+    float m = 0.0f;
+    for (float v : partial) m = std::max(m, v);
+    return m;
+  }
+
+  EncoderTimings TakeTimings() override { return std::exchange(timings_, EncoderTimings{}); }
+
  private:
   ThreadPool pool_;
+  EncoderTimings timings_;
 };
 
 }  // namespace

@@ -5,7 +5,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "core/util/status_macros.h"
 #include "kernels/cuda/registry.h"
 #include "kernels/encoders.h"
@@ -64,6 +66,9 @@ absl::Status CudaEncoder::Init() {
                          "cudaStreamCreate");
     RETURN_IF_CUDA_ERROR(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming),
                          "cudaEventCreate");
+    for (cudaEvent_t* e : {&s.t_start, &s.t_copied_in, &s.t_kernel_done, &s.t_copied_out}) {
+      RETURN_IF_CUDA_ERROR(cudaEventCreate(e), "cudaEventCreate");
+    }
     RETURN_IF_CUDA_ERROR(
         cudaMalloc(reinterpret_cast<void**>(&s.dev_bad), sizeof(unsigned long long)), "cudaMalloc");
     RETURN_IF_CUDA_ERROR(cudaHostAlloc(reinterpret_cast<void**>(&s.host_bad),
@@ -103,6 +108,9 @@ CudaEncoder::~CudaEncoder() {
     if (s.dev_bad) cudaFree(s.dev_bad);
     if (s.host_bad) cudaFreeHost(s.host_bad);
     if (s.done) cudaEventDestroy(s.done);
+    for (cudaEvent_t e : {s.t_start, s.t_copied_in, s.t_kernel_done, s.t_copied_out}) {
+      if (e) cudaEventDestroy(e);
+    }
     if (s.stream) cudaStreamDestroy(s.stream);
   }
 }
@@ -217,6 +225,16 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
   auto finish = [&](int64_t c) -> absl::Status {
     Slot& s = slots_[c % 2];
     RETURN_IF_CUDA_ERROR(cudaEventSynchronize(s.done), "encoding on the device");
+    float ms = 0;
+    if (cudaEventElapsedTime(&ms, s.t_start, s.t_copied_in) == cudaSuccess) {
+      timings_.host_to_device += ms / 1e3;
+    }
+    if (cudaEventElapsedTime(&ms, s.t_copied_in, s.t_kernel_done) == cudaSuccess) {
+      timings_.kernel += ms / 1e3;
+    }
+    if (cudaEventElapsedTime(&ms, s.t_kernel_done, s.t_copied_out) == cudaSuccess) {
+      timings_.device_to_host += ms / 1e3;
+    }
     if (*s.host_bad != ~0ull) {
       const int64_t r0 = c * chunk_rows;
       const int64_t bad = static_cast<int64_t>(*s.host_bad);
@@ -224,6 +242,8 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
           absl::StrCat("non-finite value at row ", r0 + bad / cols, ", column ", bad % cols));
     }
     const std::vector<PartChunk> pc = layout(c);
+    const absl::Time h0 = absl::Now();
+    absl::Cleanup account = [&] { timings_.host += absl::ToDoubleSeconds(absl::Now() - h0); };
     for (size_t i = 0; i < out.parts.size(); ++i) {
       if (plan[i].rows_per_index <= 0) continue;
       ParallelCopy(out.parts[i].tensor.data() + pc[i].offset_in_part,
@@ -236,10 +256,14 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     Slot& s = slots_[c % 2];
     const int64_t r0 = c * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
     const size_t in_bytes = row_bytes * static_cast<size_t>(r1 - r0);
+    const absl::Time h0 = absl::Now();
     ParallelCopy(s.host_in, w.data + row_bytes * static_cast<size_t>(r0), in_bytes);
+    timings_.host += absl::ToDoubleSeconds(absl::Now() - h0);
+    RETURN_IF_CUDA_ERROR(cudaEventRecord(s.t_start, s.stream), "cudaEventRecord");
     RETURN_IF_CUDA_ERROR(
         cudaMemcpyAsync(s.dev_in, s.host_in, in_bytes, cudaMemcpyHostToDevice, s.stream),
         "cudaMemcpyAsync (input)");
+    RETURN_IF_CUDA_ERROR(cudaEventRecord(s.t_copied_in, s.stream), "cudaEventRecord");
     const std::vector<PartChunk> pc = layout(c);
     DeviceEncodeArgs args;
     args.params = &p;
@@ -264,6 +288,7 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     RETURN_IF_CUDA_ERROR(cudaMemsetAsync(s.dev_bad, 0xff, sizeof(unsigned long long), s.stream),
                          "cudaMemsetAsync");
     RETURN_IF_CUDA_ERROR(kernel->Launch(args), "kernel launch");
+    RETURN_IF_CUDA_ERROR(cudaEventRecord(s.t_kernel_done, s.stream), "cudaEventRecord");
     if (out_bytes > 0) {
       RETURN_IF_CUDA_ERROR(
           cudaMemcpyAsync(s.host_out, s.dev_out, out_bytes, cudaMemcpyDeviceToHost, s.stream),
@@ -272,6 +297,7 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     RETURN_IF_CUDA_ERROR(cudaMemcpyAsync(s.host_bad, s.dev_bad, sizeof(unsigned long long),
                                          cudaMemcpyDeviceToHost, s.stream),
                          "cudaMemcpyAsync (flag)");
+    RETURN_IF_CUDA_ERROR(cudaEventRecord(s.t_copied_out, s.stream), "cudaEventRecord");
     RETURN_IF_CUDA_ERROR(cudaEventRecord(s.done, s.stream), "cudaEventRecord");
     return absl::OkStatus();
   };
@@ -290,7 +316,20 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     return status;
   }
   last_on_device_ = true;
+  const absl::Time f0 = absl::Now();
+  RETURN_IF_ERROR(f.FinalizeRef(p, rows, cols, &out));
+  timings_.host += absl::ToDoubleSeconds(absl::Now() - f0);
   return out;
+}
+
+float CudaEncoder::AbsMax(const TensorView& w) { return cpu_->AbsMax(w); }
+
+EncoderTimings CudaEncoder::TakeTimings() {
+  std::lock_guard<std::mutex> lock(mu_);
+  EncoderTimings t = std::exchange(timings_, EncoderTimings{});
+  const EncoderTimings cpu = cpu_->TakeTimings();
+  t.host += cpu.host;
+  return t;
 }
 
 absl::StatusOr<std::unique_ptr<WeightEncoder>> MakeCudaEncoder(int device) {

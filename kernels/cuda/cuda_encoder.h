@@ -56,6 +56,13 @@ class CudaEncoder final : public WeightEncoder {
   absl::StatusOr<EncodedWeight> Encode(const WeightFormat& f, const FormatParams& p,
                                        const TensorView& w, const CancelToken& cancel) override;
 
+  // On the CPU threads (the weight is in host memory).
+  float AbsMax(const TensorView& w) override;
+  // H2D, kernel and D2H are device busy times (CUDA events); chunks of
+  // one weight overlap, so the stages can add up to more than the wall
+  // time.
+  EncoderTimings TakeTimings() override;
+
   // Whether the last Encode ran on the device (false: CPU fallback).
   bool last_ran_on_device() const { return last_on_device_; }
 
@@ -70,6 +77,9 @@ class CudaEncoder final : public WeightEncoder {
     size_t in_capacity = 0, out_capacity = 0;
     cudaStream_t stream = nullptr;
     cudaEvent_t done = nullptr;
+    // Timing events around the input copy, the kernel and the output copy.
+    cudaEvent_t t_start = nullptr, t_copied_in = nullptr, t_kernel_done = nullptr,
+                t_copied_out = nullptr;
   };
 
   explicit CudaEncoder(const CudaEncoderOptions& options);
@@ -88,6 +98,7 @@ class CudaEncoder final : public WeightEncoder {
   std::unique_ptr<WeightEncoder> cpu_;
   std::unique_ptr<ThreadPool> copy_pool_;
   bool last_on_device_ = false;
+  EncoderTimings timings_;
 };
 
 }  // namespace quantd
