@@ -29,6 +29,10 @@ struct FormatParams {
   // fuses (q/k/v, gate/up), for formats whose NeedsTensorAmax() is true; the
   // pipeline sets it before encoding. Negative means unset.
   float tensor_amax = -1.0f;
+  // Importance of each input column (a llama.cpp importance matrix row for
+  // this tensor, length cols), for formats that weight their error by it;
+  // null when none was given. Not owned.
+  const float* importance = nullptr;
   // Format-specific settings (documented by each format).
   std::map<std::string, std::string> extra;
 };
