@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what quantd builds and tests with, from Debian 12's packages, and a
 # Python virtual environment (build/venv) with the independent readers the
-# interop tests use (numpy, safetensors, gguf from PyPI).
+# interop tests use (numpy, safetensors, gguf from PyPI) and grpcio for the
+# Python client.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -28,6 +29,6 @@ if [ ! -x build/venv/bin/python ]; then
   mkdir -p build
   python3 -m venv build/venv
 fi
-if ! build/venv/bin/python -c "import numpy, safetensors, gguf" 2>/dev/null; then
-  build/venv/bin/pip install -q --disable-pip-version-check numpy safetensors gguf
+if ! build/venv/bin/python -c "import numpy, safetensors, gguf, grpc, grpc_tools" 2>/dev/null; then
+  build/venv/bin/pip install -q --disable-pip-version-check numpy safetensors gguf grpcio grpcio-tools
 fi
