@@ -50,6 +50,16 @@ void Print(const Globals& g, const google::protobuf::Message& m, const std::stri
   std::cout.flush();
 }
 
+// A job as -o asks: an evaluate job's table alone for markdown.
+void PrintJob(const Globals& g, const v1::Job& job) {
+  if (g.output == "markdown" && job.result().has_evaluation()) {
+    std::cout << EvaluationTable(job.result().evaluation(), true);
+    std::cout.flush();
+    return;
+  }
+  Print(g, job, JobText(job));
+}
+
 int FinalExit(const v1::Job& job) {
   return job.state() == v1::JOB_STATE_SUCCEEDED ? 0 : kExitJobFailed;
 }
@@ -63,7 +73,7 @@ int Follow(v1::QuantizationService::Stub* stub, const Globals& g, const std::str
     return RpcError(grpc::Status(static_cast<grpc::StatusCode>(job.status().code()),
                                  std::string(job.status().message())));
   }
-  Print(g, *job, JobText(*job));
+  PrintJob(g, *job);
   return FinalExit(*job);
 }
 
@@ -108,8 +118,9 @@ int Main(int argc, char** argv) {
   const char* env = std::getenv("QUANTD_SERVER");
   g.server = env ? env : "127.0.0.1:7470";
   app.add_option("--server", g.server, "quantd address (env QUANTD_SERVER)")->capture_default_str();
-  app.add_option("-o,--output", g.output, "text or json (protobuf JSON mapping)")
-      ->check(CLI::IsMember({"text", "json"}))
+  app.add_option("-o,--output", g.output,
+                 "text, json (protobuf JSON mapping) or markdown (evaluation tables)")
+      ->check(CLI::IsMember({"text", "json", "markdown"}))
       ->capture_default_str();
   app.add_option("--timeout", g.timeout, "Seconds for each unary call")->capture_default_str();
 
@@ -120,6 +131,7 @@ int Main(int argc, char** argv) {
   int group_size = 0, priority = 0;
   bool sym = false, asym = false, overwrite = false, lm_head = false, wait = false;
   std::vector<std::string> keep, options;
+  std::string gguf_type, imatrix;
   CLI::App* quantize = app.add_subcommand("quantize", "Quantize a model folder");
   quantize->add_option("--model", model, "Model folder under the model root")->required();
   quantize->add_option("--method", method, "Method (see `capabilities`)")->required();
@@ -131,6 +143,9 @@ int Main(int argc, char** argv) {
   quantize->add_flag("--quantize-lm-head", lm_head, "Quantize lm_head too");
   quantize->add_option("--keep", keep, "Regex of modules to leave unquantized (repeatable)");
   quantize->add_option("--option", options, "Method option KEY=VALUE (repeatable)");
+  quantize->add_option("--gguf-type", gguf_type, "GGUF file type, e.g. Q4_K_M (method gguf)");
+  quantize->add_option("--imatrix", imatrix,
+                       "llama.cpp importance matrix under the model root (method gguf)");
   quantize->add_option("--priority", priority, "Higher runs first");
   quantize->add_option("--device", device, "auto, cpu or gpu")
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
@@ -140,16 +155,36 @@ int Main(int argc, char** argv) {
   // evaluate
   v1::CreateJobRequest ereq;
   v1::EvaluateSpec* e = ereq.mutable_spec()->mutable_evaluate();
-  std::string e_model, e_ref, e_data, e_protocol;
-  int e_context = 0;
+  std::string e_model, e_ref, e_data, e_protocol, e_prompt, e_bos, e_tokenizer;
+  int e_context = 0, e_generate = -1, e_batch = 0;
+  int64_t e_max_tokens = 0;
   std::vector<std::string> e_candidates;
-  CLI::App* evaluate = app.add_subcommand("evaluate", "Evaluate a model");
-  evaluate->add_option("--model", e_model, "Model to evaluate")->required();
-  evaluate->add_option("--reference", e_ref, "Reference model");
-  evaluate->add_option("--dataset", e_data, "Text file under the model root");
-  evaluate->add_option("--protocol", e_protocol, "llama or gptq");
-  evaluate->add_option("--context", e_context, "Context length");
-  evaluate->add_option("--candidate", e_candidates, "Further model to compare (repeatable)");
+  CLI::App* evaluate = app.add_subcommand(
+      "evaluate",
+      "Evaluate a model: perplexity, and against a reference KL divergence and top-1 agreement. "
+      "Names are under the model root; prefix output: for the output root");
+  evaluate->add_option("--model", e_model, "Model folder or .gguf file to evaluate")->required();
+  evaluate->add_option("--reference", e_ref, "Reference model (usually the original)");
+  evaluate->add_option("--candidate", e_candidates,
+                       "Further model to compare with the reference (repeatable)");
+  evaluate->add_option("--dataset", e_data, "Text file under the model root")->required();
+  evaluate
+      ->add_option("--protocol", e_protocol,
+                   "llama (context 512, second half of each chunk scored; default) or gptq "
+                   "(context 2048, all tokens scored)")
+      ->check(CLI::IsMember({"llama", "gptq"}));
+  evaluate->add_option("--context", e_context, "Tokens per chunk (protocol default if 0)");
+  evaluate->add_option("--max-tokens", e_max_tokens, "Evaluate at most this many tokens");
+  evaluate->add_option("--bos", e_bos, "Begin chunks with BOS: yes or no (tokenizer default)")
+      ->check(CLI::IsMember({"yes", "no"}));
+  evaluate->add_option("--generate", e_generate, "Tokens of the greedy sample (default 32)");
+  evaluate->add_option("--prompt", e_prompt, "Prompt of the greedy sample");
+  evaluate->add_option("--batch", e_batch, "Chunks per forward pass (0: automatic)");
+  evaluate->add_option("--tokenizer", e_tokenizer,
+                       "Model folder whose tokenizer to use (needed when all are GGUF files)");
+  evaluate->add_option("--priority", priority, "Higher runs first");
+  evaluate->add_option("--device", device, "auto, cpu or gpu")
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}));
   evaluate->add_option("--request-id", request_id, "Idempotency key");
   evaluate->add_flag("--wait", wait, "Follow the job until it finishes");
 
@@ -202,6 +237,8 @@ int Main(int argc, char** argv) {
       return kExitUsage;
     }
     for (const auto& [k, v] : *opts) (*q->mutable_options())[k] = v;
+    if (!gguf_type.empty()) (*q->mutable_options())["gguf_type"] = gguf_type;
+    if (!imatrix.empty()) (*q->mutable_options())["imatrix"] = imatrix;
     qreq.mutable_spec()->set_priority(priority);
     qreq.mutable_spec()->set_device(ParseDevice(device));
     qreq.set_request_id(request_id);
@@ -213,7 +250,15 @@ int Main(int argc, char** argv) {
     e->set_dataset(e_data);
     e->set_protocol(e_protocol);
     e->set_context(e_context);
+    e->set_max_tokens(e_max_tokens);
+    if (!e_bos.empty()) e->set_add_bos(e_bos == "yes");
+    if (e_generate >= 0) e->set_generate_tokens(e_generate);
+    e->set_prompt(e_prompt);
+    e->set_batch_size(e_batch);
+    if (!e_tokenizer.empty()) (*e->mutable_options())["tokenizer"] = e_tokenizer;
     for (const std::string& c : e_candidates) e->add_candidates(c);
+    ereq.mutable_spec()->set_priority(priority);
+    ereq.mutable_spec()->set_device(ParseDevice(device));
     ereq.set_request_id(request_id);
     return Create(stub.get(), g, ereq, wait);
   }
@@ -225,7 +270,7 @@ int Main(int argc, char** argv) {
     v1::Job job;
     grpc::Status s = stub->GetJob(&ctx, req, &job);
     if (!s.ok()) return RpcError(s);
-    Print(g, job, JobText(job));
+    PrintJob(g, job);
     return 0;
   }
   if (*watch) return Follow(stub.get(), g, id);

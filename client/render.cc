@@ -98,7 +98,9 @@ std::string JobText(const v1::Job& job) {
   if (job.has_error() && job.error().code() != 0) {
     absl::StrAppend(&s, "error     ", job.error().message(), "\n");
   }
-  if (job.state() == v1::JOB_STATE_SUCCEEDED) {
+  if (job.state() == v1::JOB_STATE_SUCCEEDED && job.result().has_evaluation()) {
+    absl::StrAppend(&s, "\n", EvaluationTable(job.result().evaluation(), false));
+  } else if (job.state() == v1::JOB_STATE_SUCCEEDED) {
     const v1::JobResult& r = job.result();
     absl::StrAppend(&s, "output    ", r.output(), "\n");
     absl::StrAppend(&s, "size      ", HumanBytes(r.original_size_bytes()), " -> ",
@@ -161,6 +163,93 @@ std::string WorkersText(const v1::ListWorkersResponse& workers) {
                 w.memory_free_bytes() < 0 ? std::string("?") : HumanBytes(w.memory_free_bytes()),
                 w.current_job().empty() ? "-" : w.current_job()));
   }
+  return s;
+}
+
+namespace {
+
+// A cell per column; empty strings where a measure does not apply.
+std::vector<std::string> EvalRow(const v1::ModelEvaluation& m) {
+  const bool c = m.compared();
+  auto pm = [](double v, double e, const char* f) {
+    return absl::StrCat(absl::StrFormat(f, v), " ± ", absl::StrFormat("%.4f", e));
+  };
+  return {m.model(),
+          m.source_format(),
+          HumanBytes(static_cast<double>(m.size_bytes())),
+          absl::StrFormat("%.3f", m.bits_per_weight()),
+          absl::StrFormat("%.2fx", m.compression_ratio()),
+          pm(m.perplexity(), m.perplexity_stderr(), "%.4f"),
+          c ? pm(m.perplexity_diff(), m.perplexity_diff_stderr(), "%+.4f") : "",
+          c ? absl::StrFormat("%.5f", m.kl_mean()) : "",
+          c ? absl::StrFormat("%.5f", m.kl_median()) : "",
+          c ? absl::StrFormat("%.5f", m.kl_p99()) : "",
+          c ? absl::StrFormat("%.2f%%", 100 * m.top1_agreement()) : "",
+          absl::StrFormat("%.0f", m.tokens_per_second())};
+}
+
+}  // namespace
+
+std::string EvaluationTable(const v1::EvaluateResult& r, bool markdown) {
+  const std::vector<std::string> header = {"model",     "format", "size",  "bpw",
+                                           "ratio",     "ppl",    "Δppl",  "KL mean",
+                                           "KL median", "KL p99", "top-1", "tok/s"};
+  std::vector<std::vector<std::string>> rows = {header};
+  for (const v1::ModelEvaluation& m : r.models()) rows.push_back(EvalRow(m));
+  const v1::EvaluateProtocol& p = r.protocol();
+  std::string s = absl::StrFormat(
+      "protocol %s: context %d, scored positions %d..%d of each chunk, BOS %s, %d chunks, "
+      "%d scored tokens of %d (dataset %s, tokenizer %s%s)\n",
+      p.name(), p.context(), p.scored_from(), p.context() - 2, p.add_bos() ? "yes" : "no",
+      p.chunks(), p.scored_tokens(), p.dataset_tokens(), p.dataset(), p.tokenizer(),
+      p.max_tokens() > 0 ? absl::StrCat(", max_tokens ", p.max_tokens()) : "");
+  if (!r.reference().empty()) {
+    absl::StrAppend(&s, "reference ", r.reference(),
+                    " (KL divergence: KL(reference || model) per token, nats)\n");
+  }
+  absl::StrAppend(&s, "\n");
+  if (markdown) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      absl::StrAppend(&s, "| ", absl::StrJoin(rows[i], " | "), " |\n");
+      if (i == 0) {
+        std::vector<std::string> rule(header.size(), "---");
+        for (size_t c = 2; c < rule.size(); ++c) rule[c] = "---:";
+        absl::StrAppend(&s, "|", absl::StrJoin(rule, "|"), "|\n");
+      }
+    }
+  } else {
+    // Width in code points (the header has "Δ" and "±" is in the cells).
+    auto width = [](const std::string& x) {
+      size_t n = 0;
+      for (unsigned char ch : x) n += (ch & 0xC0) != 0x80;
+      return n;
+    };
+    std::vector<size_t> w(header.size(), 0);
+    for (const auto& row : rows) {
+      for (size_t c = 0; c < row.size(); ++c) w[c] = std::max(w[c], width(row[c]));
+    }
+    for (const auto& row : rows) {
+      std::string line;
+      for (size_t c = 0; c < row.size(); ++c) {
+        const std::string pad(w[c] - width(row[c]), ' ');
+        absl::StrAppend(&line, c == 0 ? "" : "  ", c < 2 ? row[c] + pad : pad + row[c]);
+      }
+      absl::StrAppend(&s, line, "\n");
+    }
+  }
+  bool any_sample = false;
+  for (const v1::ModelEvaluation& m : r.models()) any_sample |= !m.generation().empty();
+  if (any_sample) {
+    absl::StrAppend(&s, "\ngreedy samples after \"", r.prompt(), "\"\n");
+    for (const v1::ModelEvaluation& m : r.models()) {
+      std::string g = m.generation();
+      std::replace(g.begin(), g.end(), '\n', ' ');
+      absl::StrAppend(&s, markdown ? "- " : "  ", m.model(), ": ", g, "\n");
+    }
+  }
+  absl::StrAppend(
+      &s, absl::StrFormat("\npeak host memory %s, %.1f s\n",
+                          HumanBytes(static_cast<double>(r.peak_host_bytes())), r.seconds()));
   return s;
 }
 

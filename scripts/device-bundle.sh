@@ -5,6 +5,9 @@
 # these packages:   LD_LIBRARY_PATH=.devbundle/lib .devbundle/bin/<program>
 #
 #   scripts/device-bundle.sh BUILD_DIR program...   (paths relative to BUILD_DIR)
+#
+# cuBLAS (libcublas, libcublasLt: ~600 MB) is not packed: the GPU machine has
+# CUDA 13; put its lib64 (or PyTorch's nvidia/cu13/lib) on LD_LIBRARY_PATH.
 set -eu
 cd "$(dirname "$0")/.."
 build=$1
@@ -16,7 +19,7 @@ for p in "$@"; do
   strip --strip-debug ".devbundle/bin/$(basename "$p")"
   ldd "$build/$p" | awk '/=> \// {print $3}' | while read -r lib; do
     case "$(basename "$lib")" in
-      libc.so*|libm.so*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*|libcuda.so*|libnvidia*)
+      libc.so*|libm.so*|libcublas*|libstdc++.so*|libgcc_s.so*|ld-linux*|libpthread.so*|libdl.so*|librt.so*|libcuda.so*|libnvidia*)
         ;;
       *) cp -L -n "$lib" .devbundle/lib/ ;;
     esac

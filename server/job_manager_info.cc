@@ -4,6 +4,7 @@
 #include <string>
 
 #include "core/quant/method_registry.h"
+#include "core/runtime/llama_config.h"
 #include "kernels/devices.h"
 #include "server/job_manager.h"
 
@@ -79,12 +80,20 @@ v1::Capabilities JobManager::Capabilities() {
   v1::MethodCapability* eval = caps.add_methods();
   eval->set_method("evaluate");
   eval->set_kind(v1::JOB_KIND_EVALUATE);
-  eval->set_description("perplexity, KL divergence and top-1 agreement (not implemented yet)");
+  eval->set_description(
+      "perplexity (protocols llama, gptq), and against a reference KL divergence, top-1 "
+      "agreement and the perplexity difference; size, bits per weight, memory, tokens/s and a "
+      "greedy sample");
+  (*eval->mutable_parameters())["protocol"] =
+      "llama (context 512, second half of each chunk scored; default) or gptq (context 2048, "
+      "all tokens scored)";
+  (*eval->mutable_parameters())["architectures"] = SupportedArchitecturesList();
   for (const v1::DeviceInfo& d : caps.devices()) {
     v1::DeviceSupport* ds = eval->add_devices();
     ds->set_device(d.id());
-    ds->set_support(v1::SUPPORT_NONE);
-    ds->set_note("accepted; runs fail with UNIMPLEMENTED until the model runtime exists");
+    ds->set_support(v1::SUPPORT_NATIVE);
+    ds->set_note(d.type() == "cuda" ? "BF16 weights, FP32 accumulation"
+                                    : "FP32 activations, weights as stored");
   }
   for (const std::string& f : formats) caps.add_output_formats(f);
   return caps;

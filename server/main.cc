@@ -21,6 +21,7 @@
 #include "server/executor.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
+#include "server/runtime_factory.h"
 #include "server/service.h"
 #include "server/workers.h"
 
@@ -109,10 +110,11 @@ int Run(int argc, char** argv) {
   ManagerOptions options;
   options.max_queued_jobs = config.max_queued_jobs;
   options.max_attempts = config.max_attempts;
-  JobManager manager(
-      *std::move(store),
-      JobEnv{*model_root, *output_root, absl::Milliseconds(config.debug_step_delay_ms)},
-      *std::move(workers), options, &hub, &metrics);
+  const std::unique_ptr<CausalLMFactory> runtime = MakeKernelsRuntimeFactory(config.cpu_threads);
+  JobManager manager(*std::move(store),
+                     JobEnv{*model_root, *output_root,
+                            absl::Milliseconds(config.debug_step_delay_ms), runtime.get()},
+                     *std::move(workers), options, &hub, &metrics);
   metrics.AddLive(LiveGauges{
       [&] { return static_cast<double>(manager.queue_depth()); },
       [&] { return static_cast<double>(manager.running()); },

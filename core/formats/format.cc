@@ -20,6 +20,13 @@ const Tensor* EncodedWeight::Find(std::string_view suffix) const {
   return nullptr;
 }
 
+Tensor* EncodedWeight::FindScratch(std::string_view suffix) {
+  for (EncodedPart& p : scratch) {
+    if (p.suffix == suffix) return &p.tensor;
+  }
+  return nullptr;
+}
+
 size_t EncodedWeight::nbytes() const {
   size_t n = 0;
   for (const EncodedPart& p : parts) n += p.tensor.nbytes();
@@ -45,6 +52,7 @@ absl::StatusOr<EncodedWeight> EncodeRef(const WeightFormat& f, const FormatParam
   EncodedWeight out = f.Allocate(p, w.rows(), w.cols(), w.dtype);
   RETURN_IF_ERROR(f.EncodeRowsRef(p, w, 0, w.rows(), &out));
   RETURN_IF_ERROR(f.FinalizeRef(p, w.rows(), w.cols(), &out));
+  out.scratch.clear();
   return out;
 }
 

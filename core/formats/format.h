@@ -45,11 +45,22 @@ struct EncodedPart {
 };
 
 struct EncodedWeight {
+  // The stored tensors, in the order they are written.
   std::vector<EncodedPart> parts;
+  // Working tensors that Allocate() may add for state that EncodeRowsRef
+  // computes per row range but FinalizeRef needs over the whole weight (e.g.
+  // bitsandbytes' float32 block absmax before double quantization). Encoding
+  // paths treat them like parts (a device kernel may write them); FinalizeRef
+  // consumes them and every path clears them after it, so the pipeline never
+  // sees or stores them.
+  std::vector<EncodedPart> scratch;
 
   // The part with this suffix, or nullptr.
   Tensor* Find(std::string_view suffix);
   const Tensor* Find(std::string_view suffix) const;
+  // The scratch tensor with this suffix, or nullptr.
+  Tensor* FindScratch(std::string_view suffix);
+  // Bytes of the parts (scratch excluded).
   size_t nbytes() const;
 };
 
@@ -87,8 +98,9 @@ class WeightFormat {
 
   // Runs on the host once every row is encoded (by any path), for work
   // over the whole encoding such as bitsandbytes' double quantization of
-  // the block scales; may replace or remove parts. The default does
-  // nothing. Part of the reference: every path calls it.
+  // the block scales; may replace or remove parts, and reads the scratch
+  // tensors (the caller clears them afterwards). The default does nothing.
+  // Part of the reference: every path calls it.
   virtual absl::Status FinalizeRef(const FormatParams& p, int64_t rows, int64_t cols,
                                    EncodedWeight* out) const {
     return absl::OkStatus();
@@ -105,7 +117,7 @@ class WeightFormat {
 float AbsMaxRef(const TensorView& w);
 
 // Encodes all rows with the scalar reference on this thread (then
-// FinalizeRef).
+// FinalizeRef; the result has no scratch).
 absl::StatusOr<EncodedWeight> EncodeRef(const WeightFormat& f, const FormatParams& p,
                                         const TensorView& w);
 

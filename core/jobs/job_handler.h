@@ -16,6 +16,8 @@
 
 namespace quantd {
 
+class CausalLMFactory;  // core/eval/runtime_factory.h
+
 // The server's configured roots; every name in a spec is relative to one.
 struct JobEnv {
   std::filesystem::path model_root;
@@ -24,6 +26,9 @@ struct JobEnv {
   // after each step, so progress, cancellation and restarts can be watched
   // on tiny models. Zero in production.
   absl::Duration debug_step_delay = absl::ZeroDuration();
+  // The model runtime evaluate jobs run on (the server builds it from
+  // kernels/); null where there is none, and evaluate jobs are refused.
+  const CausalLMFactory* runtime = nullptr;
 };
 
 // Sleeps for env.debug_step_delay in slices, returning CANCELLED early when

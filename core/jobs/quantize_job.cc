@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/model/hf_model.h"
+#include "core/pipeline/gguf_quantize.h"
 #include "core/pipeline/hf_quantize.h"
 #include "core/pipeline/tensor_selection.h"
+#include "core/quant/gguf_method.h"
 #include "core/quant/method_registry.h"
 #include "core/util/paths.h"
 #include "core/util/status_macros.h"
@@ -19,6 +21,8 @@ struct Prepared {
   std::unique_ptr<HfModel> model;
   Selection selection;
   HfQuantizeRequest request;
+  // Method "gguf": one .gguf file instead of a folder.
+  std::unique_ptr<GgufQuantizeRequest> gguf;
 };
 
 absl::StatusOr<std::unique_ptr<Prepared>> Prepare(const v1::QuantizeSpec& spec, const JobEnv& env) {
@@ -29,15 +33,24 @@ absl::StatusOr<std::unique_ptr<Prepared>> Prepare(const v1::QuantizeSpec& spec, 
   ASSIGN_OR_RETURN(MethodPlan plan, method->Resolve(WithoutLayout(spec)));
   ASSIGN_OR_RETURN(std::filesystem::path model_dir,
                    ResolveUnderRoot(env.model_root, spec.model(), PathMode::kMustExist));
+  const bool gguf = IsGgufMethod(*method);
+  const std::string output_name = gguf ? GgufOutputName(spec.output()) : spec.output();
   ASSIGN_OR_RETURN(std::filesystem::path output,
-                   ResolveUnderRoot(env.output_root, spec.output(), PathMode::kMayNotExist));
+                   ResolveUnderRoot(env.output_root, output_name, PathMode::kMayNotExist));
   std::error_code ec;
   if (std::filesystem::exists(output, ec) && !spec.overwrite()) {
     return absl::AlreadyExistsError(
-        absl::StrCat("output \"", spec.output(), "\" already exists; set overwrite to replace it"));
+        absl::StrCat("output \"", output_name, "\" already exists; set overwrite to replace it"));
   }
   auto p = std::make_unique<Prepared>();
   ASSIGN_OR_RETURN(p->model, HfModel::Open(model_dir));
+  if (gguf) {
+    ASSIGN_OR_RETURN(
+        GgufQuantizeRequest req,
+        PrepareGgufQuantize(spec, method, plan, *p->model, output, output_name, env.model_root));
+    p->gguf = std::make_unique<GgufQuantizeRequest>(std::move(req));
+    return p;
+  }
   ASSIGN_OR_RETURN(p->selection, SelectTensors(*p->model, spec));
   p->request.spec = &spec;
   p->request.method = method;
@@ -57,7 +70,7 @@ class QuantizeHandler : public JobHandler {
   absl::StatusOr<JobPlan> Plan(const v1::JobSpec& spec, const JobEnv& env) const override {
     ASSIGN_OR_RETURN(std::unique_ptr<Prepared> p, Prepare(spec.quantize(), env));
     JobPlan plan;
-    plan.memory_bytes = EstimateMemory(p->request);
+    plan.memory_bytes = p->gguf ? EstimateGgufMemory(*p->gguf) : EstimateMemory(p->request);
     plan.gpu_capable = true;
     plan.method = spec.quantize().method();
     return plan;
@@ -69,6 +82,7 @@ class QuantizeHandler : public JobHandler {
     p.set_message("opening " + spec.quantize().model());
     ctx.progress->Report(p);
     ASSIGN_OR_RETURN(std::unique_ptr<Prepared> prep, Prepare(spec.quantize(), *ctx.env));
+    if (prep->gguf) return RunGgufQuantize(*prep->gguf, ctx);
     return RunHfQuantize(prep->request, ctx);
   }
 };

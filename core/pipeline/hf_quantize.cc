@@ -1,6 +1,7 @@
 #include "core/pipeline/hf_quantize.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -123,29 +124,38 @@ std::string FusedGroup(const std::string& module) {
 }
 
 // max |x| over the fused group of each quantized tensor, computed once per
-// group on first use.
+// group on first use, with the name of the first member (in selection
+// order) holding a non-finite value, if any.
+struct GroupAmaxValue {
+  float amax = 0.0f;
+  std::string non_finite_in;  // empty when every member is finite
+};
+
 class GroupAmax {
  public:
   explicit GroupAmax(const HfQuantizeRequest& req) : req_(req) {}
-  float Get(const TensorChoice& c, WeightEncoder* encoder) {
+  GroupAmaxValue Get(const TensorChoice& c, WeightEncoder* encoder) {
     const std::string group = FusedGroup(c.module);
     std::lock_guard<std::mutex> lock(mu_);
     auto it = cache_.find(group);
     if (it != cache_.end()) return it->second;
-    float m = 0.0f;
+    GroupAmaxValue v;
     for (const TensorChoice& other : req_.selection->tensors) {
-      if (other.quantize && FusedGroup(other.module) == group) {
-        m = std::max(m, encoder->AbsMax(other.tensor->view()));
-      }
+      if (!other.quantize || FusedGroup(other.module) != group) continue;
+      const float m = encoder->AbsMax(other.tensor->view());
+      // A NaN drops out of the max (the member holding it then fails on
+      // its own, naming the position); an Inf makes every member fail.
+      v.amax = std::max(v.amax, m);
+      if (!std::isfinite(m) && v.non_finite_in.empty()) v.non_finite_in = other.tensor->name;
     }
-    cache_[group] = m;
-    return m;
+    cache_[group] = v;
+    return v;
   }
 
  private:
   const HfQuantizeRequest& req_;
   std::mutex mu_;
-  std::map<std::string, float> cache_;
+  std::map<std::string, GroupAmaxValue> cache_;
 };
 
 // The encoded form of tensor `c`: either its stored bytes (kept) or the parts.
@@ -161,15 +171,24 @@ Encoded EncodeOne(const HfQuantizeRequest& req, const TensorChoice& c, const Run
   if (!c.quantize) return r;
   const absl::Time t0 = absl::Now();
   FormatParams params = ParamsFor(req, c);
-  if (req.plan.format->NeedsTensorAmax(params)) params.tensor_amax = amax->Get(c, ctx.encoder);
+  std::string non_finite_in;  // another member of the fused group, named in errors
+  if (req.plan.format->NeedsTensorAmax(params)) {
+    GroupAmaxValue g = amax->Get(c, ctx.encoder);
+    params.tensor_amax = g.amax;
+    if (g.non_finite_in != c.tensor->name) non_finite_in = std::move(g.non_finite_in);
+  }
   absl::StatusOr<EncodedWeight> w =
       ctx.encoder->Encode(*req.plan.format, params, c.tensor->view(), *ctx.cancel);
   r.seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   if (!w.ok()) {
     r.status = w.status().code() == absl::StatusCode::kCancelled
                    ? w.status()
-                   : absl::Status(w.status().code(),
-                                  absl::StrCat(c.tensor->name, ": ", w.status().message()));
+                   : absl::Status(
+                         w.status().code(),
+                         absl::StrCat(c.tensor->name, ": ", w.status().message(),
+                                      non_finite_in.empty() ? ""
+                                                            : absl::StrCat(" (non-finite value in ",
+                                                                           non_finite_in, ")")));
     return r;
   }
   r.weight = *std::move(w);

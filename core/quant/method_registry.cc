@@ -4,14 +4,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/quant/bnb_method.h"
+#include "core/quant/fp8_method.h"
+#include "core/quant/gguf_method.h"
+#include "core/quant/nvfp4_method.h"
 #include "core/quant/rtn_int_method.h"
 
 namespace quantd {
 
 const std::vector<const QuantMethod*>& AllMethods() {
   static const auto* methods = new std::vector<const QuantMethod*>{
-      &Int8Method(),
-      &Int4Method(),
+      &Int8Method(),          &Int4Method(), &GgufMethod(), &Fp8Method(),     &Nvfp4Method(),
+      &Nvfp4ModelOptMethod(), &Nf4Method(),  &Fp4Method(),  &BnbInt8Method(),
   };
   return *methods;
 }

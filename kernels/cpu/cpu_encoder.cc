@@ -71,6 +71,7 @@ class CpuEncoder final : public WeightEncoder {
     if (cancelled.load()) return absl::CancelledError("job cancelled");
     if (!first_error.ok()) return first_error;
     RETURN_IF_ERROR(f.FinalizeRef(p, rows, cols, &out));
+    out.scratch.clear();
     timings_.host += absl::ToDoubleSeconds(absl::Now() - start);
     return out;
   }

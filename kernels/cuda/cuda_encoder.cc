@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/cleanup/cleanup.h"
@@ -21,6 +22,23 @@ namespace {
 constexpr size_t kAlign = 256;
 
 size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// Whether the device writes a part.
+bool DeviceWritten(const DevicePartPlan& plan) {
+  return plan.rows_per_index > 0 || plan.elements_per_index > 0;
+}
+
+// The indices [first, second) of a part's first dimension that rows
+// [r0, r1) of a weight with `cols` columns write (r0 on an index boundary).
+std::pair<int64_t, int64_t> IndexRange(const DevicePartPlan& plan, int64_t r0, int64_t r1,
+                                       int64_t cols) {
+  if (plan.rows_per_index > 0) {
+    const int64_t k = plan.rows_per_index;
+    return {r0 / k, (r1 + k - 1) / k};
+  }
+  const int64_t e = plan.elements_per_index;
+  return {r0 * cols / e, (r1 * cols + e - 1) / e};
+}
 
 // Where one part's rows of a chunk live.
 struct PartChunk {
@@ -175,9 +193,14 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
   }
 
   EncodedWeight out = f.Allocate(p, rows, cols, w.dtype);
-  const std::vector<DevicePartPlan> plan = kernel->Plan(p, out);
-  if (plan.size() != out.parts.size()) return absl::InternalError("device kernel plan mismatch");
-  kernel->FillHostParts(p, rows, cols, &out);
+  // Parts then scratch tensors, as the plan and DeviceEncodeArgs::parts
+  // list them.
+  std::vector<Tensor*> tensors;
+  for (EncodedPart& part : out.parts) tensors.push_back(&part.tensor);
+  for (EncodedPart& part : out.scratch) tensors.push_back(&part.tensor);
+  std::vector<DevicePartPlan> plan = kernel->Plan(p, out);
+  if (plan.size() == out.parts.size()) plan.resize(tensors.size());
+  if (plan.size() != tensors.size()) return absl::InternalError("device kernel plan mismatch");
 
   const int64_t gran = std::max<int64_t>(1, f.RowGranularity(p));
   int64_t chunk_rows = static_cast<int64_t>(options_.chunk_bytes / std::max<size_t>(1, row_bytes));
@@ -187,16 +210,29 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
 
   // Bytes per index of each device part's first dimension, and the slot
   // layout of a full chunk.
-  std::vector<size_t> index_bytes(out.parts.size(), 0);
+  std::vector<size_t> index_bytes(tensors.size(), 0);
   size_t slot_out_bytes = 0;
-  for (size_t i = 0; i < out.parts.size(); ++i) {
-    if (plan[i].rows_per_index <= 0) continue;
-    const Tensor& t = out.parts[i].tensor;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    if (!DeviceWritten(plan[i])) continue;
+    const Tensor& t = *tensors[i];
     if (t.shape().empty() || t.shape()[0] <= 0) return absl::InternalError("bad part shape");
+    if (plan[i].rows_per_index > 0 && plan[i].elements_per_index > 0) {
+      return absl::InternalError("device part plan sets both rows and elements per index");
+    }
+    // Element-indexed parts need every chunk to start on an index boundary
+    // (chunk r0 is a multiple of chunk_rows); otherwise encode on the CPU.
+    if (plan[i].elements_per_index > 0 && chunks > 1 &&
+        (chunk_rows * cols) % plan[i].elements_per_index != 0) {
+      return cpu_->Encode(f, p, w, cancel);
+    }
+    if (IndexRange(plan[i], 0, rows, cols).second > t.shape()[0]) {
+      return absl::InternalError("device part plan exceeds the part's shape");
+    }
     index_bytes[i] = t.nbytes() / static_cast<size_t>(t.shape()[0]);
-    const int64_t max_indices = (chunk_rows + plan[i].rows_per_index - 1) / plan[i].rows_per_index;
+    const int64_t max_indices = IndexRange(plan[i], 0, chunk_rows, cols).second;
     slot_out_bytes += AlignUp(index_bytes[i] * static_cast<size_t>(max_indices));
   }
+  kernel->FillHostParts(p, rows, cols, &out);
   const size_t slot_in_bytes = row_bytes * static_cast<size_t>(chunk_rows);
 
   RETURN_IF_CUDA_ERROR(cudaSetDevice(options_.device), "cudaSetDevice");
@@ -205,13 +241,12 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
 
   // The parts' regions of chunk c.
   auto layout = [&](int64_t c) {
-    std::vector<PartChunk> pc(out.parts.size());
+    std::vector<PartChunk> pc(tensors.size());
     const int64_t r0 = c * chunk_rows, r1 = std::min(rows, r0 + chunk_rows);
     size_t offset = 0;
-    for (size_t i = 0; i < out.parts.size(); ++i) {
-      if (plan[i].rows_per_index <= 0) continue;
-      const int64_t k = plan[i].rows_per_index;
-      const int64_t i0 = r0 / k, i1 = (r1 + k - 1) / k;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (!DeviceWritten(plan[i])) continue;
+      const auto [i0, i1] = IndexRange(plan[i], r0, r1, cols);
       pc[i].offset_in_part = static_cast<size_t>(i0) * index_bytes[i];
       pc[i].bytes = static_cast<size_t>(i1 - i0) * index_bytes[i];
       pc[i].offset_in_slot = offset;
@@ -244,9 +279,9 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     const std::vector<PartChunk> pc = layout(c);
     const absl::Time h0 = absl::Now();
     absl::Cleanup account = [&] { timings_.host += absl::ToDoubleSeconds(absl::Now() - h0); };
-    for (size_t i = 0; i < out.parts.size(); ++i) {
-      if (plan[i].rows_per_index <= 0) continue;
-      ParallelCopy(out.parts[i].tensor.data() + pc[i].offset_in_part,
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      if (!DeviceWritten(plan[i])) continue;
+      ParallelCopy(tensors[i]->data() + pc[i].offset_in_part,
                    static_cast<const uint8_t*>(s.host_out) + pc[i].offset_in_slot, pc[i].bytes);
     }
     return absl::OkStatus();
@@ -274,9 +309,9 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
     args.first_bad = s.dev_bad;
     args.stream = s.stream;
     size_t out_bytes = 0;
-    for (size_t i = 0; i < out.parts.size(); ++i) {
+    for (size_t i = 0; i < tensors.size(); ++i) {
       void* ptr = nullptr;
-      if (plan[i].rows_per_index > 0) {
+      if (DeviceWritten(plan[i])) {
         ptr = static_cast<uint8_t*>(s.dev_out) + pc[i].offset_in_slot;
         out_bytes = pc[i].offset_in_slot + pc[i].bytes;
         if (plan[i].zero_before_launch) {
@@ -318,6 +353,7 @@ absl::StatusOr<EncodedWeight> CudaEncoder::Encode(const WeightFormat& f, const F
   last_on_device_ = true;
   const absl::Time f0 = absl::Now();
   RETURN_IF_ERROR(f.FinalizeRef(p, rows, cols, &out));
+  out.scratch.clear();
   timings_.host += absl::ToDoubleSeconds(absl::Now() - f0);
   return out;
 }

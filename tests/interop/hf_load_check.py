@@ -12,6 +12,27 @@ Runs on a machine with torch and transformers (the GPU machine):
 Both models run in float32 so that dequantization is exact on both sides:
 the tolerance bounds max|a-b|/max|b| of the logits. Exit status 0 when every
 output loads and agrees.
+
+Formats (detected from quantization_config): compressed-tensors
+pack-quantized (int4/int8), float-quantized (fp8: tensor, channel or 128x128
+block scales) and nvfp4-pack-quantized, each loaded by transformers with
+compressed-tensors; and ModelOpt's NVFP4 layout (quant_method "modelopt"),
+loaded by transformers when it knows the method, else by ModelOpt's own
+NVFP4QTensor when `modelopt` imports, else by the independent reader here
+(written from ModelOpt's published definition), whose model is then compared
+with the compressed-tensors nvfp4 output (--modelopt-peer) as loaded by
+transformers. The "reader" field of each result says which.
+
+The reference ("quantd's dequantized model") is the base model with every
+quantized weight replaced by values decoded here from the published layout
+(the CI test read_*.py checks the same decoders against quantd's DecodeRef
+bit for bit), in float32 and also rounded to the checkpoint dtype (BF16), as
+compressed-tensors stores some decompressed weights (nvfp4 decompresses into
+BF16); for fp8 the dynamic FP8 activation quantization recorded in the
+config (per token, or per token and group of 128 for block scales) is
+applied to the inputs of the quantized Linear modules, with and without.
+The best-matching variant must be within the tolerance; every variant's
+error is reported.
 """
 import argparse
 import json
@@ -52,26 +73,166 @@ def dequantize_pack_quantized(f, module: str, bits: int, group_size) -> torch.Te
     return ((q - zp.unsqueeze(-1)) * scale.unsqueeze(-1)).view(rows, cols)
 
 
-def reference_state(base_dir: str, quant_dir: str):
-    """The base model's weights with every quantized module replaced by our decoding."""
-    from transformers import AutoModelForCausalLM
-    cfg = json.load(open(f"{quant_dir}/config.json"))["quantization_config"]
-    weights = cfg["config_groups"]["group_0"]["weights"]
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
+
+
+def unpack_fp4(packed: torch.Tensor) -> torch.Tensor:
+    """Byte j holds element 2j in its low nibble, 2j+1 in its high nibble; bit 3 is the sign."""
+    b = packed.to(torch.int64)
+    codes = torch.stack((b & 0xF, b >> 4), dim=-1).reshape(b.shape[0], -1)
+    table = torch.tensor(E2M1 + [-v for v in E2M1], dtype=torch.float32)
+    return table[codes]
+
+
+def dequantize_float_quantized(f, module: str) -> torch.Tensor:
+    """FP8 E4M3 codes times a tensor [1], channel [rows, 1] or block [ceil(r/128), ceil(c/128)] scale."""
+    w = f.get_tensor(module + ".weight").to(torch.float32)  # exact
+    scale = f.get_tensor(module + ".weight_scale").to(torch.float32)  # exact
+    rows, cols = w.shape
+    if scale.dim() == 2 and scale.shape[1] != 1:  # 128 x 128 blocks, edges partial
+        scale = scale.repeat_interleave(128, 0).repeat_interleave(128, 1)[:rows, :cols]
+    return w * scale  # exact: 4 x 11 significant bits
+
+
+def dequantize_nvfp4(f, module: str, modelopt: bool) -> torch.Tensor:
+    """E2M1 values times a divisor per 16: compressed-tensors S / G, ModelOpt S * G2 (float32)."""
+    packed = f.get_tensor(module + (".weight" if modelopt else ".weight_packed"))
+    scale = f.get_tensor(module + ".weight_scale").to(torch.float32)  # E4M3, exact
+    if modelopt:
+        d = scale * f.get_tensor(module + ".weight_scale_2").to(torch.float32).reshape(())
+    else:
+        d = scale / f.get_tensor(module + ".weight_global_scale").to(torch.float32).reshape(())
+    return unpack_fp4(packed) * d.repeat_interleave(16, dim=1)
+
+
+def quant_kind(cfg: dict) -> str:
+    if str(cfg.get("quant_method", "")).startswith("modelopt"):
+        return "modelopt"
+    return cfg.get("format") or cfg["config_groups"]["group_0"].get("format", "pack-quantized")
+
+
+def decoded_weights(quant_dir: str):
+    """{module: float32 weight} for every quantized module of an output folder."""
     import glob
-    replaced = 0
+    cfg = json.load(open(f"{quant_dir}/config.json"))["quantization_config"]
+    kind = quant_kind(cfg)
+    out = {}
     for path in sorted(glob.glob(f"{quant_dir}/*.safetensors")):
         with safe_open(path, "pt") as f:
             for key in f.keys():
-                if not key.endswith(".weight_packed"):
+                if kind == "modelopt" and key.endswith(".weight_scale_2"):
+                    module = key[: -len(".weight_scale_2")]
+                    out[module] = dequantize_nvfp4(f, module, modelopt=True)
+                elif kind == "nvfp4-pack-quantized" and key.endswith(".weight_global_scale"):
+                    module = key[: -len(".weight_global_scale")]
+                    out[module] = dequantize_nvfp4(f, module, modelopt=False)
+                elif kind == "float-quantized" and key.endswith(".weight_scale"):
+                    module = key[: -len(".weight_scale")]
+                    out[module] = dequantize_float_quantized(f, module)
+                elif kind not in ("modelopt", "nvfp4-pack-quantized", "float-quantized") \
+                        and key.endswith(".weight_packed"):
+                    module = key[: -len(".weight_packed")]
+                    weights = cfg["config_groups"]["group_0"]["weights"]
+                    out[module] = dequantize_pack_quantized(f, module, weights["num_bits"],
+                                                            weights["group_size"])
+    return cfg, kind, out
+
+
+def fp8_activation_qdq(args: dict):
+    """A forward pre-hook applying dynamic FP8 E4M3 quantize-dequantize to a Linear's input:
+    per token (strategy token) or per token and group of group_size inputs (strategy group);
+    scale = amax / 448 (0 -> float32 eps), q = e4m3(clamp(x / scale, -448, 448)) * scale."""
+    group = args.get("group_size") if args.get("strategy") == "group" else None
+
+    def hook(module, inputs):
+        x = inputs[0]
+        shape = x.shape
+        if group:
+            x = x.unflatten(-1, (-1, group))
+        s = x.abs().amax(dim=-1, keepdim=True) / 448.0
+        s = torch.where(s == 0, torch.full_like(s, torch.finfo(s.dtype).eps), s)
+        q = (x / s).clamp(-448.0, 448.0).to(torch.float8_e4m3fn).to(x.dtype) * s
+        return (q.reshape(shape),) + tuple(inputs[1:])
+    return hook
+
+
+def reference_model(base_dir: str, weights: dict, round_to, act_args):
+    """The base model with `weights` substituted (rounded to `round_to` when given) and, when
+    act_args is given, dynamic FP8 activation quantization on those modules' inputs."""
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    for module, w in weights.items():
+        if round_to is not None:
+            w = w.to(round_to).to(torch.float32)
+        with torch.no_grad():
+            model.get_parameter(module + ".weight").copy_(w)
+        if act_args is not None:
+            model.get_submodule(module).register_forward_pre_hook(fp8_activation_qdq(act_args))
+    return model
+
+
+def load_modelopt_with_library(qdir: str, base_dir: str):
+    """(reader name, model) for a ModelOpt folder: transformers if it knows quant_method
+    modelopt, else the base model with weights from ModelOpt's NVFP4QTensor.dequantize when
+    modelopt imports, else (None, None)."""
+    from transformers import AutoModelForCausalLM
+    try:
+        from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING
+        if "modelopt" in AUTO_QUANTIZER_MAPPING:
+            return "transformers (modelopt)", AutoModelForCausalLM.from_pretrained(
+                qdir, dtype=torch.float32)
+    except ImportError:
+        pass
+    try:
+        from modelopt.torch.quantization.qtensor import NVFP4QTensor
+    except ImportError:
+        return None, None
+    import glob
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    for path in sorted(glob.glob(f"{qdir}/*.safetensors")):
+        with safe_open(path, "pt") as f:
+            for key in f.keys():
+                if not key.endswith(".weight_scale_2"):
                     continue
-                module = key[: -len(".weight_packed")]
-                w = dequantize_pack_quantized(f, module, weights["num_bits"], weights["group_size"])
+                module = key[: -len(".weight_scale_2")]
                 param = model.get_parameter(module + ".weight")
+                q = NVFP4QTensor(param.shape, torch.float32, f.get_tensor(module + ".weight"))
+                w = q.dequantize(dtype=torch.float32, scale=f.get_tensor(module + ".weight_scale"),
+                                 double_scale=f.get_tensor(module + ".weight_scale_2"),
+                                 block_sizes={-1: 16})
                 with torch.no_grad():
                     param.copy_(w)
-                replaced += 1
-    return model, replaced
+    return "modelopt NVFP4QTensor.dequantize", model
+
+
+def check_modelopt_layout(qdir: str):
+    """What vLLM's ModelOpt W4A16_NVFP4 reader expects: hf_quant_config.json with quant_algo
+    W4A16_NVFP4 and group_size 16; per module weight U8 [out, in/2], weight_scale F8_E4M3
+    [out, in/16], weight_scale_2 F32 scalar, and no input_scale (weight-only). Returns a list
+    of problems."""
+    import glob
+    problems = []
+    hq = json.load(open(f"{qdir}/hf_quant_config.json"))["quantization"]
+    if hq.get("quant_algo") != "W4A16_NVFP4" or hq.get("group_size") != 16:
+        problems.append(f"hf_quant_config.json quantization: {hq}")
+    for path in sorted(glob.glob(f"{qdir}/*.safetensors")):
+        with safe_open(path, "pt") as f:
+            keys = set(f.keys())
+            for key in keys:
+                if key.endswith(".input_scale"):
+                    problems.append(f"{key} present in a weight-only checkpoint")
+                if not key.endswith(".weight_scale_2"):
+                    continue
+                m = key[: -len(".weight_scale_2")]
+                w, s, g = (f.get_tensor(m + x) for x in (".weight", ".weight_scale",
+                                                        ".weight_scale_2"))
+                if (w.dtype != torch.uint8 or s.dtype != torch.float8_e4m3fn
+                        or g.dtype != torch.float32 or g.dim() != 0
+                        or s.shape[0] != w.shape[0] or s.shape[1] * 8 != w.shape[1]):
+                    problems.append(f"{m}: weight {w.dtype} {tuple(w.shape)}, weight_scale "
+                                    f"{s.dtype} {tuple(s.shape)}, weight_scale_2 {g.dtype} "
+                                    f"{tuple(g.shape)}")
+    return problems
 
 
 def logits(model, ids, device):
@@ -80,11 +241,35 @@ def logits(model, ids, device):
         return model(ids.to(device)).logits.float().cpu()
 
 
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).abs().max() / b.abs().max()).item()
+
+
+def compare_with_references(q_logits, base_dir, weights, act_args, ids, device):
+    """Errors of q_logits against every reference variant: {name: max rel error}."""
+    errs = {}
+    for round_name, round_to in (("f32", None), ("bf16", torch.bfloat16)):
+        for act_name, act in (("act_fp8", act_args), ("act_none", None)):
+            if act_name == "act_fp8" and act_args is None:
+                continue
+            ref = reference_model(base_dir, weights, round_to, act)
+            errs[f"weights_{round_name}_{act_name}"] = rel_err(q_logits, logits(ref, ids, device))
+            del ref
+    return errs
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
     ap.add_argument("--quantized", action="append", required=True)
     ap.add_argument("--tolerance", type=float, default=1e-4)
+    ap.add_argument("--modelopt-peer",
+                    help="compressed-tensors nvfp4 output of the same base model: a ModelOpt "
+                         "folder read by the independent reader is compared with it as "
+                         "transformers loads it")
+    ap.add_argument("--peer-tolerance", type=float, default=2e-2,
+                    help="rel. L2 bound between the ModelOpt and compressed-tensors NVFP4 models "
+                         "(their scales round differently, so not exact)")
     ap.add_argument("--json")
     args = ap.parse_args()
     from transformers import AutoModelForCausalLM
@@ -95,6 +280,7 @@ def main() -> int:
     base = AutoModelForCausalLM.from_pretrained(args.base, dtype=torch.float32)
     ids = torch.randint(3, base.config.vocab_size, (2, 64))
     base_logits = logits(base, ids, device)
+    del base
     results = []
     ok = True
     for qdir in args.quantized:
@@ -102,19 +288,58 @@ def main() -> int:
         row = {"output": qdir, "transformers": transformers.__version__,
                "compressed_tensors": compressed_tensors.__version__}
         try:
-            qmodel = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.float32)
+            cfg, kind, weights = decoded_weights(qdir)
+            row.update(format=kind, modules_quantized=len(weights))
+            act_args = None
+            if kind == "float-quantized":
+                act_args = cfg["config_groups"]["group_0"].get("input_activations")
+            if kind == "modelopt":
+                problems = check_modelopt_layout(qdir)
+                row["layout_problems"] = problems
+                reader, qmodel = load_modelopt_with_library(qdir, args.base)
+                if qmodel is None:
+                    reader = "independent reader (ModelOpt's published definition)"
+                    qmodel = reference_model(args.base, weights, None, None)
+                row["reader"] = reader
+            else:
+                row["reader"] = "transformers + compressed-tensors"
+                # compressed-tensors decompresses nvfp4 weights to BF16 whatever
+                # dtype was asked for; BF16 -> float32 is exact.
+                qmodel = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.float32).float()
             row["load_seconds"] = round(time.time() - t0, 2)
             q_logits = logits(qmodel, ids, device)
-            ref_model, replaced = reference_state(args.base, qdir)
-            ref_logits = logits(ref_model, ids, device)
-            err = ((q_logits - ref_logits).abs().max() / ref_logits.abs().max()).item()
+            # The loaded weights themselves, where the model exposes them as float.
+            wdiff = 0.0
+            for module, w in weights.items():
+                try:
+                    p = qmodel.get_parameter(module + ".weight")
+                except AttributeError:
+                    continue
+                if p.is_floating_point() and p.dtype != torch.float8_e4m3fn and \
+                        tuple(p.shape) == tuple(w.shape):
+                    wdiff = max(wdiff, (p.detach().float().cpu() - w).abs().max().item())
+            row["max_abs_weight_diff_vs_f32_decode"] = wdiff
+            del qmodel
+            errs = compare_with_references(q_logits, args.base, weights, act_args, ids, device)
+            best = min(errs, key=errs.get)
+            err = errs[best]
+            row.update(max_rel_err_vs_quantd_dequant=err, matching_reference=best,
+                       errors_by_reference=errs)
+            passed = err <= args.tolerance
+            if kind == "modelopt":
+                passed = passed and not row["layout_problems"]
+                if row["reader"].startswith("independent") and args.modelopt_peer:
+                    peer = AutoModelForCausalLM.from_pretrained(args.modelopt_peer,
+                                                                dtype=torch.float32).float()
+                    peer_logits = logits(peer, ids, device)
+                    del peer
+                    peer_l2 = ((q_logits - peer_logits).norm() / peer_logits.norm()).item()
+                    row.update(peer=args.modelopt_peer, rel_l2_vs_ct_nvfp4_in_transformers=peer_l2)
+                    passed = passed and peer_l2 <= args.peer_tolerance
             base_err = ((q_logits - base_logits).norm() / base_logits.norm()).item()
             top1 = (q_logits.argmax(-1) == base_logits.argmax(-1)).float().mean().item()
-            row.update(modules_quantized=replaced, max_rel_err_vs_quantd_dequant=err,
-                       rel_l2_vs_base=base_err, top1_agreement_vs_base=top1,
-                       passed=err <= args.tolerance)
-            ok &= err <= args.tolerance
-            del qmodel, ref_model
+            row.update(rel_l2_vs_base=base_err, top1_agreement_vs_base=top1, passed=passed)
+            ok &= passed
         except Exception as e:  # report and continue with the next output
             row.update(passed=False, error=f"{type(e).__name__}: {e}")
             ok = False
