@@ -258,6 +258,16 @@ def compare_with_references(q_logits, base_dir, weights, act_args, ids, device):
     return errs
 
 
+
+def floats_to_f32(model):
+    """compressed-tensors decompresses nvfp4 weights to BF16 whatever dtype was
+    asked for (and transformers refuses .float() on a quantized model): cast
+    the BF16/F16 parameters in place (exact), leave FP8 and packed ones."""
+    for p in model.parameters():
+        if p.dtype in (torch.bfloat16, torch.float16):
+            p.data = p.data.to(torch.float32)
+    return model
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base", required=True)
@@ -303,9 +313,8 @@ def main() -> int:
                 row["reader"] = reader
             else:
                 row["reader"] = "transformers + compressed-tensors"
-                # compressed-tensors decompresses nvfp4 weights to BF16 whatever
-                # dtype was asked for; BF16 -> float32 is exact.
-                qmodel = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.float32).float()
+                qmodel = floats_to_f32(
+                    AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.float32))
             row["load_seconds"] = round(time.time() - t0, 2)
             q_logits = logits(qmodel, ids, device)
             # The loaded weights themselves, where the model exposes them as float.
@@ -329,8 +338,9 @@ def main() -> int:
             if kind == "modelopt":
                 passed = passed and not row["layout_problems"]
                 if row["reader"].startswith("independent") and args.modelopt_peer:
-                    peer = AutoModelForCausalLM.from_pretrained(args.modelopt_peer,
-                                                                dtype=torch.float32).float()
+                    peer = floats_to_f32(
+                        AutoModelForCausalLM.from_pretrained(args.modelopt_peer,
+                                                             dtype=torch.float32))
                     peer_logits = logits(peer, ids, device)
                     del peer
                     peer_l2 = ((q_logits - peer_logits).norm() / peer_logits.norm()).item()
