@@ -1,3 +1,5 @@
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -10,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "core/formats/registry.h"
+#include "core/gguf/ggml_quants.h"
 #include "core/gguf/gguf_file.h"
 #include "core/gguf/hf_to_gguf.h"
 #include "core/io/safetensors.h"
@@ -176,8 +179,12 @@ class RuntimeLoaderTest : public ::testing::Test {
           format.DecodeRef(q.params, q.encoded, q.rows, q.cols);
       ASSERT_TRUE(want.ok()) << want.status();
       ASSERT_EQ(w->rows() * w->cols(), static_cast<int64_t>(want->size()));
-      if (dtype == DequantDType::kF32) EXPECT_EQ(w->dtype(), DType::kF32);
-      if (dtype == DequantDType::kBF16) EXPECT_EQ(w->dtype(), DType::kBF16);
+      if (dtype == DequantDType::kF32) {
+        EXPECT_EQ(w->dtype(), DType::kF32);
+      }
+      if (dtype == DequantDType::kBF16) {
+        EXPECT_EQ(w->dtype(), DType::kBF16);
+      }
       int64_t mismatches = 0;
       for (size_t i = 0; i < want->size(); ++i) {
         const float expect =
@@ -314,6 +321,103 @@ TEST_F(RuntimeLoaderTest, LoadsGgufLikeTheFolder) {
     expect_same(x.down, y.down, at + "down");
     EXPECT_EQ(x.attn_norm, y.attn_norm) << at;
     EXPECT_EQ(x.ffn_norm, y.ffn_norm) << at;
+  }
+}
+
+// The same model with every matrix stored as Q8_0 (1-D tensors F32): the
+// loader dequantizes with ggml's arithmetic, so each weight is within about
+// half a Q8_0 step (block absmax / 127) of the folder's, and the Q/K
+// permutation is undone (a wrong row order would be off by whole values).
+// Half a step plus the scale's FP16 rounding (127 x 2^-11 of a step).
+constexpr double kQ8StepFraction = 0.5 + 127.0 / 2048 + 1e-3;
+TEST_F(RuntimeLoaderTest, LoadsQuantizedGgufWithinItsStep) {
+  TinyLlamaOptions o;
+  o.dtype = DType::kF32;
+  const fs::path dir = Tiny("gguf_q8_src", o);
+  absl::StatusOr<std::unique_ptr<HfModel>> hf = HfModel::Open(dir);
+  ASSERT_TRUE(hf.ok()) << hf.status();
+  absl::StatusOr<const GgufArch*> arch = FindGgufArch("LlamaForCausalLM");
+  ASSERT_TRUE(arch.ok()) << arch.status();
+  absl::StatusOr<GgufHparams> hp = ReadGgufHparams((*hf)->config());
+  ASSERT_TRUE(hp.ok()) << hp.status();
+  absl::StatusOr<std::vector<GgufTensorSource>> sources = PlanGgufTensors(**hf, **arch, *hp);
+  ASSERT_TRUE(sources.ok()) << sources.status();
+  std::vector<GgufTensorInfo> infos;
+  std::vector<std::vector<uint8_t>> data;
+  for (const GgufTensorSource& t : *sources) {
+    std::vector<float> v = t.generated;
+    if (t.source != nullptr) {
+      Tensor permuted;
+      TensorView view = t.source->view();
+      if (t.permute == RowPermute::kRope) {
+        absl::StatusOr<Tensor> p = PermuteRowsForRope(view, t.permute_heads);
+        ASSERT_TRUE(p.ok()) << p.status();
+        permuted = std::move(*p);
+        view = permuted.view();
+      }
+      v.resize(NumElements(t.shape));
+      for (size_t i = 0; i < v.size(); ++i) v[i] = LoadAsFloat(view, static_cast<int64_t>(i));
+    }
+    const std::vector<int64_t> dims = GgmlDims(t.shape);
+    const bool matrix = dims.size() == 2 && dims[0] % 32 == 0;
+    const GgmlType type = matrix ? GgmlType::kQ8_0 : GgmlType::kF32;
+    std::vector<uint8_t> bytes;
+    if (matrix) {
+      absl::StatusOr<int64_t> row_bytes = RowBytes(type, dims[0]);
+      ASSERT_TRUE(row_bytes.ok());
+      bytes.resize(static_cast<size_t>(*row_bytes * dims[1]));
+      ASSERT_TRUE(QuantizeGgml(type, v.data(), dims[1], dims[0], nullptr, bytes.data()).ok());
+    } else {
+      bytes.resize(v.size() * 4);
+      std::memcpy(bytes.data(), v.data(), bytes.size());
+    }
+    infos.push_back({t.name, type, dims});
+    data.push_back(std::move(bytes));
+  }
+  const fs::path gguf = root_ / "tiny-q8_0.gguf";
+  {
+    absl::StatusOr<std::unique_ptr<GgufWriter>> w =
+        GgufWriter::Create(gguf, GgufModelMetadata(**arch, *hp, "tiny", /*MOSTLY_Q8_0*/ 7), infos);
+    ASSERT_TRUE(w.ok()) << w.status();
+    for (size_t i = 0; i < infos.size(); ++i) {
+      ASSERT_TRUE((*w)->Write(infos[i].name, data[i].data(), data[i].size()).ok());
+    }
+    ASSERT_TRUE((*w)->Finish().ok());
+  }
+  absl::StatusOr<std::unique_ptr<LoadedModel>> from_gguf = LoadModel(gguf, {});
+  ASSERT_TRUE(from_gguf.ok()) << from_gguf.status();
+  absl::StatusOr<std::unique_ptr<LoadedModel>> from_dir = LoadModel(dir, {});
+  ASSERT_TRUE(from_dir.ok()) << from_dir.status();
+  const LoadedModel& a = **from_gguf;
+  const LoadedModel& b = **from_dir;
+  auto expect_near = [](const WeightMatrix& x, const WeightMatrix& y, const std::string& what) {
+    ASSERT_EQ(x.rows(), y.rows()) << what;
+    ASSERT_EQ(x.cols(), y.cols()) << what;
+    int differ = 0;
+    for (int64_t r = 0; r < y.rows(); ++r) {
+      double row_max = 0;
+      for (int64_t c = 0; c < y.cols(); ++c) {
+        row_max = std::max(row_max, std::abs(static_cast<double>(At(y, r * y.cols() + c))));
+      }
+      for (int64_t c = 0; c < y.cols(); ++c) {
+        const int64_t i = r * y.cols() + c;
+        const double d = std::abs(static_cast<double>(At(x, i)) - At(y, i));
+        ASSERT_LE(d, kQ8StepFraction * row_max / 127) << what << " row " << r << " col " << c;
+        differ += d != 0;
+      }
+    }
+    EXPECT_GT(differ, 0) << what << ": Q8_0 left every value exact?";
+  };
+  expect_near(a.weights.embed, b.weights.embed, "embed");
+  for (size_t l = 0; l < b.weights.layers.size(); ++l) {
+    const LlamaLayerWeights& x = a.weights.layers[l];
+    const LlamaLayerWeights& y = b.weights.layers[l];
+    const std::string at = absl::StrCat("layer ", l, " ");
+    expect_near(x.q, y.q, at + "q");
+    expect_near(x.k, y.k, at + "k");
+    expect_near(x.v, y.v, at + "v");
+    expect_near(x.down, y.down, at + "down");
+    EXPECT_EQ(x.attn_norm, y.attn_norm) << at;
   }
 }
 
