@@ -128,7 +128,7 @@ class EvaluateEndToEndTest : public ::testing::Test {
 };
 
 TEST_F(EvaluateEndToEndTest, ComparesBaseAndInt8WithTheReference) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   QuantizeInt8();
   v1::CreateJobRequest req = Evaluate("tiny", "tiny");
   req.mutable_spec()->mutable_evaluate()->add_candidates("output:tiny-int8");
@@ -179,7 +179,7 @@ TEST_F(EvaluateEndToEndTest, ComparesBaseAndInt8WithTheReference) {
 }
 
 TEST_F(EvaluateEndToEndTest, ProgressStreamsPerChunkWithAnEta) {
-  StartServer({"--debug-step-delay-ms", "300"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "300"}));
   v1::CreateJobRequest req = Evaluate("tiny", "");
   req.mutable_spec()->mutable_evaluate()->set_max_tokens(8 * kContext);
   v1::Job job;
@@ -209,7 +209,7 @@ TEST_F(EvaluateEndToEndTest, ProgressStreamsPerChunkWithAnEta) {
 }
 
 TEST_F(EvaluateEndToEndTest, CancelStopsARunningEvaluation) {
-  StartServer({"--debug-step-delay-ms", "400"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "400"}));
   v1::Job job;
   ASSERT_TRUE(Create(Evaluate("tiny", ""), &job).ok());
   for (int i = 0; i < 1000; ++i) {
@@ -234,7 +234,7 @@ TEST_F(EvaluateEndToEndTest, CancelStopsARunningEvaluation) {
 }
 
 TEST_F(EvaluateEndToEndTest, BadSpecsAreRefusedAtSubmission) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::Job job;
   v1::CreateJobRequest no_data = Evaluate("tiny", "");
   no_data.mutable_spec()->mutable_evaluate()->clear_dataset();
@@ -250,7 +250,7 @@ TEST_F(EvaluateEndToEndTest, BadSpecsAreRefusedAtSubmission) {
 }
 
 TEST_F(EvaluateEndToEndTest, QuantctlPrintsTheComparisonTable) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   QuantizeInt8();
   auto [rc, out] = RunCommand(absl::StrCat(
       Binary("QUANTCTL_BIN", QUANTCTL_BIN), " --server ", server_->grpc_address(),

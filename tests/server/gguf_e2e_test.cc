@@ -68,7 +68,7 @@ class GgufEndToEndTest : public ::testing::Test {
 };
 
 TEST_F(GgufEndToEndTest, QuantctlWritesOneGgufFile) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   int rc;
   std::string out = Quantctl(
       "-o json quantize --model tiny --method gguf --gguf-type Q4_K_M --output tiny-q4 --wait",
@@ -130,7 +130,7 @@ TEST_F(GgufEndToEndTest, ImatrixAndOverrides) {
     }
   }
   std::ofstream(root_ / "models" / "tiny.imatrix", std::ios::binary) << im;
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   int rc;
   std::string out = Quantctl(
       "-o json quantize --model tiny --method gguf --gguf-type q4_0 --imatrix tiny.imatrix "
@@ -165,7 +165,7 @@ TEST_F(GgufEndToEndTest, RefusesUnsupportedArchitectureAndBadTypes) {
   json config = json::parse(std::ifstream(root_ / "models" / "gpt2" / "config.json"));
   config["architectures"] = {"GPT2LMHeadModel"};
   std::ofstream(root_ / "models" / "gpt2" / "config.json") << config.dump();
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   int rc;
   Quantctl("quantize --model gpt2 --method gguf --output g --wait", &rc);
   EXPECT_EQ(rc, 3);
@@ -177,7 +177,7 @@ TEST_F(GgufEndToEndTest, RefusesUnsupportedArchitectureAndBadTypes) {
 }
 
 TEST_F(GgufEndToEndTest, CancelledJobLeavesNoFile) {
-  StartServer({"--debug-step-delay-ms", "200"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "200"}));
   int rc;
   std::string id = Quantctl("quantize --model tiny --method gguf --output slow", &rc);
   ASSERT_EQ(rc, 0);
