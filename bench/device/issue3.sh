@@ -66,8 +66,9 @@ done
 step "interop: transformers loads quantd's fp8 and nvfp4 folders"
 W=/tmp/interop3
 rm -rf $W && mkdir -p $W/models $W/outputs $W/data
-# FFN 1424 = 16 * 89: NVFP4 blocks fit, 128 x 128 FP8 blocks end partial.
-"$B/quantd-make-test-model" $W/models/base --hidden 512 --intermediate 1424 --layers 4 \
+# FFN 1536: NVFP4 blocks of 16 and whole 128 x 128 FP8 blocks (quantd refuses
+# partial FP8 blocks, which compressed-tensors cannot load).
+"$B/quantd-make-test-model" $W/models/base --hidden 512 --intermediate 1536 --layers 4 \
   --heads 8 --kv-heads 4 > /dev/null
 "$B/quantd" --listen 127.0.0.1:0 --metrics-listen "" --data-dir $W/data --model-root $W/models \
   --output-root $W/outputs --log-level warn &

@@ -360,11 +360,21 @@ class Fp8 final : public WeightFormat {
     }
     RETURN_IF_ERROR(Fp8ScaleType(p.scale_dtype).status());
     for (const auto& [key, value] : p.extra) {
-      if (key != kFp8StrategyKey) {
+      if (key != kFp8StrategyKey && key != kFp8WholeBlocksKey) {
         return absl::InvalidArgumentError(absl::StrCat("fp8 has no setting \"", key, "\""));
       }
     }
-    return Fp8StrategyOf(p).status();
+    ASSIGN_OR_RETURN(const Strategy strategy, Fp8StrategyOf(p));
+    const auto whole = p.extra.find(kFp8WholeBlocksKey);
+    if (strategy == Strategy::kBlock && whole != p.extra.end() && whole->second == "1" &&
+        (rows % fp8::kBlockRows != 0 || cols % fp8::kBlockCols != 0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight shape [", rows, ", ", cols, "] is not a multiple of ",
+                       fp8::kBlockRows, " x ", fp8::kBlockCols,
+                       ": compressed-tensors cannot load a partial FP8 block; use "
+                       "options.strategy channel or tensor"));
+    }
+    return absl::OkStatus();
   }
 
   int64_t RowGranularity(const FormatParams& p) const override {

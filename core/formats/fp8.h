@@ -57,6 +57,11 @@ const WeightFormat& Fp8Format();
 inline constexpr char kFp8WeightSuffix[] = "weight";
 inline constexpr char kFp8ScaleSuffix[] = "weight_scale";
 inline constexpr char kFp8StrategyKey[] = "strategy";
+// extra[kFp8WholeBlocksKey] = "1": with strategy block, Check() refuses a
+// weight whose dimensions are not multiples of 128 (a partial last block),
+// which compressed-tensors cannot load. The fp8 method sets it; the format
+// itself defines partial blocks (vLLM reads them).
+inline constexpr char kFp8WholeBlocksKey[] = "whole_blocks";
 
 // The strategy of `p` (extra["strategy"], default channel); INVALID_ARGUMENT
 // naming an unknown value.

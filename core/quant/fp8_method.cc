@@ -92,6 +92,8 @@ class Fp8MethodImpl final : public QuantMethod {
     MethodPlan plan;
     plan.format = &Fp8Format();
     plan.params = Fp8Params(strategy, DType::kBF16);
+    // Outputs must load in compressed-tensors: no partial 128 x 128 blocks.
+    if (strategy == fp8::Strategy::kBlock) plan.params.extra[kFp8WholeBlocksKey] = "1";
     return plan;
   }
 

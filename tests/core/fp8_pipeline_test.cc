@@ -128,6 +128,15 @@ TEST_F(Fp8PipelineTest, FusedProjectionsShareTheTensorScale) {
   }
 }
 
+// The tiny model's [160, 64] weights would end in partial 128 x 128 blocks,
+// which compressed-tensors cannot load: the job is refused at submission.
+TEST_F(Fp8PipelineTest, BlockStrategyRefusesPartialBlocks) {
+  const absl::Status s = Quantize("fp8", "block", {{"strategy", "block"}});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_NE(s.message().find("not a multiple of 128 x 128"), std::string::npos) << s;
+  EXPECT_FALSE(fs::exists(root_ / "out" / "block"));
+}
+
 TEST_F(Fp8PipelineTest, NonFiniteWeightFailsNamingTheTensor) {
   // Row 3, column 5 of layer 1's up_proj [160, 64].
   Poison("model.layers.1.mlp.up_proj.weight", 3 * 64 + 5, 0x7fc0);  // NaN
@@ -137,9 +146,8 @@ TEST_F(Fp8PipelineTest, NonFiniteWeightFailsNamingTheTensor) {
     const char* method;
     std::map<std::string, std::string> options;
   };
-  for (const Case& c :
-       {Case{"fp8", {}}, Case{"fp8", {{"strategy", "block"}}},
-        Case{"fp8", {{"strategy", "tensor"}}}, Case{"nvfp4", {}}, Case{"nvfp4:modelopt", {}}}) {
+  for (const Case& c : {Case{"fp8", {}}, Case{"fp8", {{"strategy", "tensor"}}}, Case{"nvfp4", {}},
+                        Case{"nvfp4:modelopt", {}}}) {
     const absl::Status s = Quantize(c.method, "poisoned", c.options);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.method << " " << s;
     EXPECT_NE(s.message().find(expected), std::string::npos) << c.method << ": " << s;
