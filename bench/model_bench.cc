@@ -98,7 +98,8 @@ absl::Status Generate(const fs::path& dir) {
   for (int sh = 0; sh < shards; ++sh) {
     const size_t b = tensors.size() * sh / shards, e = tensors.size() * (sh + 1) / shards;
     std::vector<TensorMeta> metas;
-    for (size_t i = b; i < e; ++i) metas.push_back({tensors[i].first, DType::kBF16, tensors[i].second});
+    for (size_t i = b; i < e; ++i)
+      metas.push_back({tensors[i].first, DType::kBF16, tensors[i].second});
     const std::string file = absl::StrFormat("model-%05d-of-%05d.safetensors", sh + 1, shards);
     ASSIGN_OR_RETURN(auto w, SafetensorsWriter::Create(dir / file, metas, {{"format", "pt"}}));
     for (size_t i = b; i < e; ++i) {
@@ -114,14 +115,22 @@ absl::Status Generate(const fs::path& dir) {
   nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}},
                                   {"weight_map", weight_map}};
   std::ofstream(dir / "model.safetensors.index.json") << index.dump(2);
-  nlohmann::ordered_json config = {
-      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"},
-      {"hidden_size", s.hidden}, {"intermediate_size", s.ffn},
-      {"num_hidden_layers", s.layers}, {"num_attention_heads", s.heads},
-      {"num_key_value_heads", s.kv_heads}, {"vocab_size", s.vocab},
-      {"max_position_embeddings", 8192}, {"rms_norm_eps", 1e-5}, {"rope_theta", 500000.0},
-      {"tie_word_embeddings", false}, {"torch_dtype", "bfloat16"}, {"hidden_act", "silu"},
-      {"bos_token_id", 128000}, {"eos_token_id", 128001}};
+  nlohmann::ordered_json config = {{"architectures", {"LlamaForCausalLM"}},
+                                   {"model_type", "llama"},
+                                   {"hidden_size", s.hidden},
+                                   {"intermediate_size", s.ffn},
+                                   {"num_hidden_layers", s.layers},
+                                   {"num_attention_heads", s.heads},
+                                   {"num_key_value_heads", s.kv_heads},
+                                   {"vocab_size", s.vocab},
+                                   {"max_position_embeddings", 8192},
+                                   {"rms_norm_eps", 1e-5},
+                                   {"rope_theta", 500000.0},
+                                   {"tie_word_embeddings", false},
+                                   {"torch_dtype", "bfloat16"},
+                                   {"hidden_act", "silu"},
+                                   {"bos_token_id", 128000},
+                                   {"eos_token_id", 128001}};
   std::ofstream(dir / "config.json") << config.dump(2);
   return absl::OkStatus();
 }
@@ -151,12 +160,18 @@ int Run(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
-    if (a == "--model") model = next();
-    else if (a == "--out") out = next();
-    else if (a == "--methods") methods = next();
-    else if (a == "--device") device = next();
-    else if (a == "--generate") generate = true;
-    else if (a == "--keep") keep = true;
+    if (a == "--model")
+      model = next();
+    else if (a == "--out")
+      out = next();
+    else if (a == "--methods")
+      methods = next();
+    else if (a == "--device")
+      device = next();
+    else if (a == "--generate")
+      generate = true;
+    else if (a == "--keep")
+      keep = true;
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: model_bench --model DIR [--generate] [--methods a,b]\n");
@@ -169,9 +184,11 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "generate: %s\n", s.ToString().c_str());
       return 1;
     }
-    std::printf("generated %s in %.1f s\n", model_dir.c_str(), absl::ToDoubleSeconds(absl::Now() - t0));
+    std::printf("generated %s in %.1f s\n", model_dir.c_str(),
+                absl::ToDoubleSeconds(absl::Now() - t0));
   }
-  const fs::path out_root = out.empty() ? model_dir.parent_path() / "model_bench_out" : fs::path(out);
+  const fs::path out_root =
+      out.empty() ? model_dir.parent_path() / "model_bench_out" : fs::path(out);
   fs::create_directories(out_root);
   std::unique_ptr<WeightEncoder> encoder;
   std::string device_name = "CPU";
@@ -192,7 +209,9 @@ int Run(int argc, char** argv) {
   CancelToken cancel;
   std::printf("\nmodel_bench: %s on %s (%u host threads)\n", model_dir.filename().c_str(),
               device_name.c_str(), std::thread::hardware_concurrency());
-  std::printf("| method | total s | plan s | host staging s | H2D s | kernel s | D2H s | write s | in GB | out GB | in GB/s |\n");
+  std::printf(
+      "| method | total s | plan s | host staging s | H2D s | kernel s | D2H s | write s | in GB | "
+      "out GB | in GB/s |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (absl::string_view m : absl::StrSplit(methods, ',')) {
     std::vector<std::string> parts = absl::StrSplit(m, ':');
@@ -210,7 +229,8 @@ int Run(int argc, char** argv) {
     absl::StatusOr<JobPlan> plan = QuantizeJobHandler().Plan(spec, env);
     const double plan_s = absl::ToDoubleSeconds(absl::Now() - t0);
     if (!plan.ok()) {
-      std::printf("| %s | plan failed: %s |\n", std::string(m).c_str(), plan.status().ToString().c_str());
+      std::printf("| %s | plan failed: %s |\n", std::string(m).c_str(),
+                  plan.status().ToString().c_str());
       continue;
     }
     RunContext ctx;
@@ -238,9 +258,10 @@ int Run(int argc, char** argv) {
     std::fflush(stdout);
     if (!keep) fs::remove_all(out_root / q->output());
   }
-  std::printf("\nH2D, kernel and D2H are device busy times summed over chunks (they overlap\n"
-              "each other and the host staging copies); host staging includes reading the\n"
-              "mapped input from the page cache; write includes fsync.\n");
+  std::printf(
+      "\nH2D, kernel and D2H are device busy times summed over chunks (they overlap\n"
+      "each other and the host staging copies); host staging includes reading the\n"
+      "mapped input from the page cache; write includes fsync.\n");
   return 0;
 }
 
