@@ -15,12 +15,12 @@
 #include "absl/strings/str_cat.h"
 #include "core/util/fs.h"
 #include "nlohmann/json.hpp"
-#include "prometheus/exposer.h"
 #include "server/config.h"
 #include "server/event_hub.h"
 #include "server/executor.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/runtime_factory.h"
 #include "server/service.h"
 #include "server/workers.h"
@@ -150,18 +150,17 @@ int Run(int argc, char** argv) {
     return 1;
   }
 
-  std::unique_ptr<prometheus::Exposer> exposer;
+  std::unique_ptr<MetricsHttpServer> metrics_server;
   int metrics_port = 0;
   if (!config.metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(config.metrics_listen);
-    } catch (const std::exception& e) {
-      spdlog::error("cannot listen on {} for metrics: {}", config.metrics_listen, e.what());
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> m =
+        MetricsHttpServer::Start(config.metrics_listen, metrics.collectables());
+    if (!m.ok()) {
+      spdlog::error("{}", std::string(m.status().message()));
       return 1;
     }
-    for (const auto& c : metrics.collectables()) exposer->RegisterCollectable(c);
-    const std::vector<int> ports = exposer->GetListeningPorts();
-    metrics_port = ports.empty() ? 0 : ports.front();
+    metrics_server = *std::move(m);
+    metrics_port = metrics_server->port();
   }
   if (absl::Status s = WritePorts(*data_dir, grpc_port, metrics_port); !s.ok()) {
     spdlog::error("{}", s.ToString());

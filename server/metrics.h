@@ -1,4 +1,4 @@
-// quantd's Prometheus metrics (served by the Exposer on --metrics-listen).
+// quantd's Prometheus metrics (served by MetricsHttpServer on --metrics-listen).
 // Names follow Prometheus conventions: base units, counters end in _total,
 // no job ids in labels.
 #ifndef QUANTD_SERVER_METRICS_H_
@@ -34,7 +34,7 @@ class ServerMetrics {
   explicit ServerMetrics(bool cuda_build);
   ~ServerMetrics();
 
-  // Everything an Exposer must register (the registry and the live
+  // Everything the metrics endpoint serves (the registry and the live
   // collectable).
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const;
 

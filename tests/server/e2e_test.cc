@@ -141,7 +141,7 @@ class EndToEndTest : public ::testing::Test {
 };
 
 TEST_F(EndToEndTest, QuantizesTinyModelIntoACompleteFolder) {
-  StartServer({"--gpus", "all"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--gpus", "all"}));
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("tiny-int4"), &job).ok());
   EXPECT_EQ(job.state(), v1::JOB_STATE_QUEUED);
@@ -230,7 +230,7 @@ TEST_F(EndToEndTest, QuantizesTinyModelIntoACompleteFolder) {
 }
 
 TEST_F(EndToEndTest, WatchStartsWithCurrentStateAndResumesAfterSeq) {
-  StartServer({"--debug-step-delay-ms", "20"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "20"}));
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("w"), &job).ok());
   const v1::Job done = WaitDone(job.id());
@@ -256,7 +256,7 @@ TEST_F(EndToEndTest, WatchStartsWithCurrentStateAndResumesAfterSeq) {
 }
 
 TEST_F(EndToEndTest, WatchSendsHeartbeatsWhileQueued) {
-  StartServer({"--debug-step-delay-ms", "300"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "300"}));
   v1::Job first, second;
   ASSERT_TRUE(Create(Quantize("a"), &first).ok());
   ASSERT_TRUE(Create(Quantize("b"), &second).ok());
@@ -273,7 +273,7 @@ TEST_F(EndToEndTest, WatchSendsHeartbeatsWhileQueued) {
 }
 
 TEST_F(EndToEndTest, MetricsAreExposedInPrometheusFormat) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("m"), &job).ok());
   ASSERT_EQ(WaitDone(job.id()).state(), v1::JOB_STATE_SUCCEEDED);
@@ -297,13 +297,13 @@ TEST_F(EndToEndTest, MetricsAreExposedInPrometheusFormat) {
 }
 
 TEST_F(EndToEndTest, JobsAndEventsSurviveARestart) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("r"), &job).ok());
   const v1::Job done = WaitDone(job.id());
   ASSERT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(server_->Stop(), 0);
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::Job again;
   ASSERT_TRUE(Get(job.id(), &again).ok());
   EXPECT_EQ(again.state(), v1::JOB_STATE_SUCCEEDED);
@@ -315,7 +315,7 @@ TEST_F(EndToEndTest, JobsAndEventsSurviveARestart) {
 }
 
 TEST_F(EndToEndTest, JobInterruptedByACrashIsRequeuedAndCompletes) {
-  StartServer({"--debug-step-delay-ms", "100"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "100"}));
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("crash"), &job).ok());
   // Wait until it runs and has made progress, then kill the server.
@@ -327,7 +327,7 @@ TEST_F(EndToEndTest, JobInterruptedByACrashIsRequeuedAndCompletes) {
   }
   server_->Kill();
   EXPECT_FALSE(fs::exists(root_ / "outputs" / "crash"));
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   const v1::Job done = WaitDone(job.id());
   EXPECT_EQ(done.state(), v1::JOB_STATE_SUCCEEDED) << done.error().message();
   EXPECT_EQ(done.attempts(), 2);
@@ -340,20 +340,20 @@ TEST_F(EndToEndTest, JobInterruptedByACrashIsRequeuedAndCompletes) {
 }
 
 TEST_F(EndToEndTest, SigtermDrainsAndRequeuesUnfinishedWork) {
-  StartServer({"--debug-step-delay-ms", "200", "--drain-seconds", "0.3"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "200", "--drain-seconds", "0.3"}));
   v1::Job running, queued;
   ASSERT_TRUE(Create(Quantize("d1"), &running).ok());
   ASSERT_TRUE(Create(Quantize("d2"), &queued).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(server_->Stop(), 0);
   EXPECT_FALSE(fs::exists(root_ / "outputs" / "d1"));
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   EXPECT_EQ(WaitDone(running.id()).state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(WaitDone(queued.id()).state(), v1::JOB_STATE_SUCCEEDED);
 }
 
 TEST_F(EndToEndTest, CancelStopsQueuedAndRunningJobs) {
-  StartServer({"--debug-step-delay-ms", "200"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "200"}));
   v1::Job running, queued;
   ASSERT_TRUE(Create(Quantize("c1"), &running).ok());
   ASSERT_TRUE(Create(Quantize("c2"), &queued).ok());
@@ -401,7 +401,7 @@ TEST_F(EndToEndTest, CancelStopsQueuedAndRunningJobs) {
 }
 
 TEST_F(EndToEndTest, RequestIdMakesCreateIdempotent) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   v1::CreateJobRequest req = Quantize("idem");
   req.set_request_id("pipeline-run-42");
   v1::Job a, b;
@@ -420,7 +420,7 @@ TEST_F(EndToEndTest, RequestIdMakesCreateIdempotent) {
 }
 
 TEST_F(EndToEndTest, BadRequestsGetTheRightCodes) {
-  StartServer({"--debug-step-delay-ms", "200"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "200"}));
   v1::Job job;
   auto code = [&](v1::CreateJobRequest req) { return Create(req, &job).error_code(); };
   auto with = [&](auto edit) {
@@ -457,7 +457,7 @@ TEST_F(EndToEndTest, BadRequestsGetTheRightCodes) {
 }
 
 TEST_F(EndToEndTest, QueueLimitIsResourceExhausted) {
-  StartServer({"--debug-step-delay-ms", "500", "--max-queued-jobs", "2"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--debug-step-delay-ms", "500", "--max-queued-jobs", "2"}));
   v1::Job job;
   ASSERT_TRUE(Create(Quantize("q1"), &job).ok());
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // q1 starts running
@@ -467,7 +467,7 @@ TEST_F(EndToEndTest, QueueLimitIsResourceExhausted) {
 }
 
 TEST_F(EndToEndTest, HealthAndReflectionAreServed) {
-  StartServer();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
   grpc::GenericStub generic(channel_);
   // grpc.health.v1.Health/Check with an empty request: SERVING is field 1 = 1.
   grpc::ClientContext ctx;
@@ -527,7 +527,7 @@ TEST_F(EndToEndTest, HealthAndReflectionAreServed) {
 
 TEST_F(EndToEndTest, GpuAndCpuWorkersWriteIdenticalFiles) {
   if (ListCudaDevices().empty()) GTEST_SKIP() << "no CUDA device";
-  StartServer({"--gpus", "all"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--gpus", "all"}));
   std::map<std::string, std::string> digests;
   for (auto [name, device] :
        {std::pair{"on-gpu", v1::DEVICE_PREFERENCE_GPU}, {"on-cpu", v1::DEVICE_PREFERENCE_CPU}}) {
@@ -556,7 +556,7 @@ TEST_F(EndToEndTest, GpuAndCpuWorkersWriteIdenticalFiles) {
 }
 
 TEST_F(EndToEndTest, QuantctlDrivesTheServer) {
-  StartServer({"--gpus", "all"});
+  ASSERT_NO_FATAL_FAILURE(StartServer({"--gpus", "all"}));
   int rc;
   std::string out =
       Quantctl("-o json quantize --model tiny --method int8 --output cli-int8 --wait", &rc);
