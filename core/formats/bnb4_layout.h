@@ -31,6 +31,8 @@
 
 #include <stdint.h>
 
+#include <cmath>
+
 #include "core/tensor/float_bits.h"
 #include "core/util/hostdevice.h"
 
@@ -123,11 +125,10 @@ QUANTD_HD uint32_t Fp4Code(float x) {
   return c + sign;
 }
 
-// The same decisions as a branch-free binary search over the sorted
-// thresholds (the tree compares with kNf4Thresholds[7], then [3] or [11],
-// ...): the code is the number of thresholds below x, for NaN 0. The CUDA
-// kernel uses this form (no divergence; the thresholds in shared memory);
-// tests/core/bnb_test.cc checks it equals the trees.
+// The sorted decision thresholds of the trees above: the NF4 code is the
+// number of thresholds below x; the FP4 magnitude count maps to a code by
+// kFp4CountToCode. The CUDA kernel decides through CodeBuckets built from
+// them; tests/core/bnb_test.cc checks that this equals the trees.
 constexpr float kNf4Thresholds[16] = {
     -0.8480964004993439f,
     -0.6106329262256622f,
@@ -152,22 +153,70 @@ constexpr float kFp4Thresholds[8] = {0.00260417f, 0.0859375f, 0.20833333f, 0.291
                                      0.4166667f,  0.583333f,  0.8333333f,  0.0f};
 constexpr uint32_t kFp4CountToCode = 0x32547610u;
 
-// `t` holds kNf4Thresholds.
-QUANTD_HD uint32_t Nf4CodeSearch(float x, const float* t) {
-  uint32_t i = x > t[7] ? 8u : 0u;
-  i += x > t[i + 3] ? 4u : 0u;
-  i += x > t[i + 1] ? 2u : 0u;
-  i += x > t[i] ? 1u : 0u;
-  return i;
+// The decision as one table lookup (the CUDA kernel's form). v * 128 is
+// exact in float32, so floor(v * 128) names the 1/128-wide bucket that holds
+// v, computed identically on host and device. No bucket holds more than one
+// threshold (neighbouring NF4 thresholds are at least 0.080 apart, FP4's
+// 0.083), so the code is `above` when v exceeds that threshold, else `below`.
+// Buckets cover [-1 - 1/128, 1 + 1/128): |x * r| <= 1 + 2^-23 for every x
+// of a block with a nonzero absmax. An all-zero block (NaN) never gets here.
+constexpr int kBucketsPerUnit = 128;
+constexpr int kBucketOffset = 129;  // bucket of v = floor(v * 128) + 129
+constexpr int kBuckets = 258;
+
+struct CodeBucket {
+  float threshold;  // the one threshold inside the bucket, +inf if none
+  uint32_t codes;   // bits 0..3: the code at or below it; bits 4..7: above it
+};
+
+// floor(v * 128) + kBucketOffset; v finite with |v| < 1 + 1/128.
+QUANTD_HD int BucketIndex(float v) {
+#if defined(__CUDA_ARCH__)
+  // Adding 1.5 * 2^23 rounding down leaves floor(v * 128) in the low bits.
+  const float y = __fadd_rd(__fmul_rn(v, 128.0f), 12582912.0f);
+  return __float_as_int(y) - 0x4B400000 + kBucketOffset;
+#else
+  return static_cast<int>(std::floor(v * 128.0f)) + kBucketOffset;
+#endif
 }
 
-// `t` holds kFp4Thresholds.
-QUANTD_HD uint32_t Fp4CodeSearch(float x, const float* t) {
-  const float a = BitsToFloat(FloatToBits(x) & 0x7fffffffu);
-  uint32_t i = a > t[3] ? 4u : 0u;
-  i += a > t[i + 1] ? 2u : 0u;
-  i += a > t[i] ? 1u : 0u;
-  return ((kFp4CountToCode >> (4u * i)) & 0xfu) + (x < 0.0f ? 0x8u : 0x0u);
+// The NF4 code of a normalised value v (finite, |v| < 1 + 1/128).
+QUANTD_HD uint32_t Nf4CodeBucket(float v, const CodeBucket* buckets) {
+  const CodeBucket b = buckets[BucketIndex(v)];
+  return (v > b.threshold ? b.codes >> 4 : b.codes) & 0xfu;
+}
+
+// The FP4 code: buckets of |v|, then bit 3 for v < 0.
+QUANTD_HD uint32_t Fp4CodeBucket(float v, const CodeBucket* buckets) {
+  const float a = BitsToFloat(FloatToBits(v) & 0x7fffffffu);
+  const CodeBucket b = buckets[BucketIndex(a)];
+  return ((a > b.threshold ? b.codes >> 4 : b.codes) & 0xfu) + (v < 0.0f ? 0x8u : 0x0u);
+}
+
+// The table for `type` (host). Returns false only if two thresholds share a
+// bucket, which the constants above rule out.
+inline bool BuildCodeBuckets(QuantType type, CodeBucket (&out)[kBuckets]) {
+  const bool nf4 = type == QuantType::kNf4;
+  const float* t = nf4 ? kNf4Thresholds : kFp4Thresholds;
+  const int n = nf4 ? 15 : 7;
+  const auto code = [&](int count) {
+    return nf4 ? static_cast<uint32_t>(count) : (kFp4CountToCode >> (4 * count)) & 0xfu;
+  };
+  for (int b = 0; b < kBuckets; ++b) {
+    const float lo = static_cast<float>(b - kBucketOffset) / kBucketsPerUnit;
+    const float hi = static_cast<float>(b - kBucketOffset + 1) / kBucketsPerUnit;
+    int below = 0, inside = -1;
+    for (int i = 0; i < n; ++i) {
+      if (t[i] < lo) ++below;
+      if (t[i] >= lo && t[i] < hi) {
+        if (inside >= 0) return false;
+        inside = i;
+      }
+    }
+    out[b].threshold = inside >= 0 ? t[inside] : INFINITY;
+    out[b].codes = code(below) | (code(below + (inside >= 0 ? 1 : 0)) << 4);
+  }
+  return true;
 }
 
 // The 4-bit code of element x of a block whose factor is r.

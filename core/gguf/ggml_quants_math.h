@@ -40,7 +40,16 @@ QUANTD_HD int MinI(int a, int b) { return a < b ? a : b; }
 // GGML_FP32_TO_FP16 (IEEE round to nearest even; ggml's and ours agree on
 // every float32, tests/core/ggml_quants_test.cc checks all of them when
 // ggml is at hand) and GGML_FP16_TO_FP32 (exact).
-QUANTD_HD Half ToHalf(float f) { return FloatToF16(f); }
+// A NaN scale (a sum of squares that overflowed, as an all +-3e38 row
+// with an importance matrix gives) is x86-64's default NaN 0xffc00000 on
+// the host, whose sign the half keeps (0xfe00); CUDA's NaN results are
+// positive, so the device writes the host's bits.
+QUANTD_HD Half ToHalf(float f) {
+#if defined(__CUDA_ARCH__)
+  if (f != f) return 0xfe00u;
+#endif
+  return FloatToF16(f);
+}
 QUANTD_HD float FromHalf(Half h) { return F16ToFloat(h); }
 
 QUANTD_HD float AbsF(float v) { return fabsf(v); }

@@ -21,15 +21,15 @@ using bnb4::QuantType;
 
 enum class Src { kF32, kF16, kBF16 };
 
-// What the kernel reads; the thresholds travel in the parameter block so
-// that host and device use the one table of bnb4_layout.h.
+// What the kernel reads; the code buckets travel in the parameter block
+// (2,064 bytes) so that host and device use the one table of bnb4_layout.h.
 struct KernelArgs {
   const void* input;
   int64_t n;
   uint8_t* packed;
   float* absmax;
   unsigned long long* first_bad;
-  float thresholds[16];
+  bnb4::CodeBucket buckets[bnb4::kBuckets];  // copied to shared memory per CTA
 };
 
 // Threads per CTA for kTeam threads per bnb block: whole teams, >= 256.
@@ -93,77 +93,90 @@ __device__ __forceinline__ float MulFtz(float x, float r) {
   return v;
 }
 
-// One thread per 8 elements, kTeam = blocksize / 8 threads per bnb block.
-template <Src S, int kTeam, QuantType kType>
-__global__ void __launch_bounds__(kCtaSize<kTeam>) Bnb4Kernel(KernelArgs a) {
-  constexpr int kCta = kCtaSize<kTeam>;
-  __shared__ float thresholds[16];
-  __shared__ float warp_max[kCta / 32];
-  if (threadIdx.x < 16) {
-    float t = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 16; ++i) t = threadIdx.x == i ? a.thresholds[i] : t;
-    thresholds[threadIdx.x] = t;
-  }
-  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kCta + threadIdx.x) * 8;
-  float x[8];
-  if (first < a.n) {
-    Load8<S>(a.input, first, a.n, x);
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[i] = 0.0f;
-  }
-  float m = 0.0f;
-  float nonfinite = 0.0f;  // x * 0 is NaN exactly for Inf and NaN
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    m = MaxFtz(m, fabsf(x[i]));
-    nonfinite = __fmaf_rn(x[i], 0.0f, nonfinite);
-  }
-  // Every lane reaches the shuffles and the barrier (no early exit).
-  constexpr int kShuffleWidth = kTeam < 32 ? kTeam : 32;
-#pragma unroll
-  for (int offset = kShuffleWidth / 2; offset > 0; offset >>= 1) {
-    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-  }
-  if constexpr (kTeam > 32) {
-    if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = m;
-  }
-  __syncthreads();  // thresholds (and warp maxima) are visible
-  if constexpr (kTeam > 32) {
-    const int w0 = (threadIdx.x / kTeam) * (kTeam / 32);
-    m = warp_max[w0];
-#pragma unroll
-    for (int w = 1; w < kTeam / 32; ++w) m = fmaxf(m, warp_max[w0 + w]);
-  }
-  if (first >= a.n) return;
-  if (nonfinite != nonfinite) {
-    for (int i = 0; i < 8; ++i) {
-      if (!isfinite(x[i])) {
-        atomicMin(a.first_bad, static_cast<unsigned long long>(first + i));
-        break;
-      }
-    }
-    return;
-  }
-  if (threadIdx.x % kTeam == 0) a.absmax[first / (8 * kTeam)] = m;
-  const float r = bnb4::BlockFactor(m);
+// Codes of 8 elements as one little-endian word: element 2j in the high
+// nibble of byte j. r is the block's factor; the block is not all zero.
+template <QuantType kType>
+__device__ __forceinline__ uint32_t Codes8(const float (&x)[8], float r,
+                                           const bnb4::CodeBucket* buckets) {
   uint32_t word = 0;
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
     const float v0 = MulFtz(x[2 * j], r), v1 = MulFtz(x[2 * j + 1], r);
-    const uint32_t c0 = kType == QuantType::kNf4 ? bnb4::Nf4CodeSearch(v0, thresholds)
-                                                 : bnb4::Fp4CodeSearch(v0, thresholds);
-    const uint32_t c1 = kType == QuantType::kNf4 ? bnb4::Nf4CodeSearch(v1, thresholds)
-                                                 : bnb4::Fp4CodeSearch(v1, thresholds);
-    word |= bnb4::PackPair(c0, c1) << (8 * j);  // byte j of the little-endian word
+    const uint32_t c0 = kType == QuantType::kNf4 ? bnb4::Nf4CodeBucket(v0, buckets)
+                                                 : bnb4::Fp4CodeBucket(v0, buckets);
+    const uint32_t c1 = kType == QuantType::kNf4 ? bnb4::Nf4CodeBucket(v1, buckets)
+                                                 : bnb4::Fp4CodeBucket(v1, buckets);
+    word |= bnb4::PackPair(c0, c1) << (8 * j);
   }
-  if (first + 8 <= a.n) {
-    __stcs(reinterpret_cast<uint32_t*>(a.packed) + first / 8, word);
-  } else {
-    const int64_t bytes = (a.n - first + 1) / 2;
-    for (int64_t j = 0; j < bytes; ++j) {
-      a.packed[first / 2 + j] = static_cast<uint8_t>(word >> (8 * j));
+  return word;
+}
+
+// One thread per 8 elements, kTeam = blocksize / 8 threads per bnb block.
+// CTAs stride over the tensor (a grid of a few CTAs per SM) so that each
+// copies the bucket table to shared memory once; every thread loads its next
+// 8 elements before it encodes the current ones.
+template <Src S, int kTeam, QuantType kType>
+__global__ void __launch_bounds__(kCtaSize<kTeam>) Bnb4Kernel(KernelArgs a) {
+  constexpr int kCta = kCtaSize<kTeam>;
+  __shared__ bnb4::CodeBucket buckets[bnb4::kBuckets];
+  __shared__ float warp_max[2][kCta / 32];
+  for (int i = threadIdx.x; i < bnb4::kBuckets; i += kCta) buckets[i] = a.buckets[i];
+  __syncthreads();
+  const int64_t threads = (a.n + 7) / 8;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kCta;
+  int64_t t = static_cast<int64_t>(blockIdx.x) * kCta + threadIdx.x;
+  float next[8];
+  if (t < threads) Load8<S>(a.input, t * 8, a.n, next);
+  for (int iter = 0; t - threadIdx.x < threads; t += stride, ++iter) {
+    const int64_t first = t * 8;
+    const bool active = t < threads;
+    float x[8];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) x[i] = active ? next[i] : 0.0f;
+    if (t + stride < threads) Load8<S>(a.input, (t + stride) * 8, a.n, next);
+    float m = 0.0f;
+    float nonfinite = 0.0f;  // x * 0 is NaN exactly for Inf and NaN
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      m = MaxFtz(m, fabsf(x[i]));
+      nonfinite = __fmaf_rn(x[i], 0.0f, nonfinite);
+    }
+    // Every lane of the CTA runs the same iterations: shuffles and barriers
+    // are reached by all.
+    constexpr int kShuffleWidth = kTeam < 32 ? kTeam : 32;
+#pragma unroll
+    for (int offset = kShuffleWidth / 2; offset > 0; offset >>= 1) {
+      m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+    }
+    if constexpr (kTeam > 32) {
+      float* wm = warp_max[iter & 1];
+      if ((threadIdx.x & 31) == 0) wm[threadIdx.x >> 5] = m;
+      __syncthreads();
+      const int w0 = (threadIdx.x / kTeam) * (kTeam / 32);
+      m = wm[w0];
+#pragma unroll
+      for (int w = 1; w < kTeam / 32; ++w) m = fmaxf(m, wm[w0 + w]);
+    }
+    if (!active) continue;
+    if (nonfinite != nonfinite) {
+      for (int i = 0; i < 8; ++i) {
+        if (!isfinite(x[i])) {
+          atomicMin(a.first_bad, static_cast<unsigned long long>(first + i));
+          break;
+        }
+      }
+      continue;
+    }
+    if (threadIdx.x % kTeam == 0) a.absmax[first / (8 * kTeam)] = m;
+    // An all-zero block: every x * r is NaN, code 0 for NF4 and FP4.
+    const uint32_t word = m == 0.0f ? 0u : Codes8<kType>(x, bnb4::BlockFactor(m), buckets);
+    if (first + 8 <= a.n) {
+      __stcs(reinterpret_cast<uint32_t*>(a.packed) + first / 8, word);
+    } else {
+      const int64_t bytes = (a.n - first + 1) / 2;
+      for (int64_t j = 0; j < bytes; ++j) {
+        a.packed[first / 2 + j] = static_cast<uint8_t>(word >> (8 * j));
+      }
     }
   }
 }
@@ -171,8 +184,15 @@ __global__ void __launch_bounds__(kCtaSize<kTeam>) Bnb4Kernel(KernelArgs a) {
 template <Src S, int kTeam, QuantType kType>
 cudaError_t LaunchTyped(const KernelArgs& k, cudaStream_t stream) {
   constexpr int kCta = kCtaSize<kTeam>;
+  static const int resident = [] {
+    int device = 0, sms = 0, per_sm = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Bnb4Kernel<S, kTeam, kType>, kCta, 0);
+    return std::max(1, sms) * std::max(1, per_sm);
+  }();
   const int64_t threads = (k.n + 7) / 8;
-  const int64_t blocks = (threads + kCta - 1) / kCta;
+  const int64_t blocks = std::min<int64_t>((threads + kCta - 1) / kCta, resident);
   Bnb4Kernel<S, kTeam, kType><<<static_cast<unsigned>(blocks), kCta, 0, stream>>>(k);
   return cudaGetLastError();
 }
@@ -286,10 +306,7 @@ cudaError_t LaunchBnb4(const Bnb4DeviceArgs& a) {
   k.packed = a.packed;
   k.absmax = a.absmax;
   k.first_bad = a.first_bad;
-  for (int i = 0; i < 16; ++i) {
-    k.thresholds[i] =
-        a.type == QuantType::kNf4 ? bnb4::kNf4Thresholds[i] : bnb4::kFp4Thresholds[i % 8];
-  }
+  if (!bnb4::BuildCodeBuckets(a.type, k.buckets)) return cudaErrorInvalidValue;
   switch (a.source) {
     case DType::kF32:
       return LaunchSrc<Src::kF32>(a, k);

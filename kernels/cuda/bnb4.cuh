@@ -5,8 +5,10 @@
 // One thread per 8 consecutive elements of the flattened weight (one 16-byte
 // load for 16-bit sources), blocksize / 8 adjacent threads per bnb block:
 // max |x| by shuffles (and shared memory for blocks over 256 elements), the
-// factor 1 / absmax once per thread, codes by a branch-free binary search
-// over thresholds held in shared memory, one 4-byte store of 8 codes.
+// factor 1 / absmax once per thread, each code by one lookup in a table of
+// 1/128-wide buckets (bnb4::CodeBucket, in shared memory) and one compare,
+// one 4-byte store of 8 codes. A grid of a few CTAs per SM strides over the
+// tensor, loading the next 8 elements before encoding the current ones.
 //
 // The CUDA encoder (kernels/cuda/cuda_encoder.h) runs it through
 // Bnb4DeviceKernel(), whose plan indexes the packed codes by element pairs

@@ -1,6 +1,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/formats/nvfp4.h"
@@ -175,10 +176,8 @@ __device__ __forceinline__ uint2 PackCodes(const float (&x)[kBlockSize], Thresho
   return make_uint2(w[0], w[1]);
 }
 
-// Blocks per thread: all their loads are issued before the CTA builds its
-// threshold table, so the table's arithmetic overlaps the memory latency and is
-// paid once per kBlocksPerThread * kThreads blocks instead of once per
-// kThreads.
+// Blocks per thread and group: all their loads are issued together (and,
+// in a CTA's first group, before it builds its threshold table).
 constexpr int kBlocksPerThread = 4;
 
 // Encodes block k (loaded as `raw`).
@@ -206,40 +205,60 @@ __device__ __forceinline__ void EncodeBlock(const Args& a, const Thresholds* tab
   __stcs(a.packed + k, PackCodes(x, t));
 }
 
-// Thread t of CTA c encodes blocks c * kThreads * kBlocksPerThread + t +
-// i * kThreads, i < kBlocksPerThread (a warp's load instructions each cover
-// 32 adjacent blocks).
+// Thread t of a CTA encodes, per group g of kThreads * kBlocksPerThread
+// blocks, blocks g * kThreads * kBlocksPerThread + t + i * kThreads,
+// i < kBlocksPerThread (a warp's load instructions each cover 32 adjacent
+// blocks). CTAs stride over the groups (a grid of the CTAs that fit on the
+// device at once), so each builds its threshold table once, overlapped with
+// its first group's loads.
 template <Src kSrc, Layout kLayout>
 __global__ void __launch_bounds__(kThreads) EncodeBlocksKernel(Args a) {
   __shared__ Thresholds table[128];
-  const int64_t first =
-      static_cast<int64_t>(blockIdx.x) * (kThreads * kBlocksPerThread) + threadIdx.x;
-  RawBlock<kSrc> raw[kBlocksPerThread];
+  constexpr int64_t kPerCta = int64_t{kThreads} * kBlocksPerThread;
+  const int64_t groups = (a.blocks + kPerCta - 1) / kPerCta;
+  for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
+    const int64_t first = g * kPerCta + threadIdx.x;
+    RawBlock<kSrc> raw[kBlocksPerThread];
 #pragma unroll
-  for (int i = 0; i < kBlocksPerThread; ++i) {
-    const int64_t k = first + i * kThreads;
-    if (k < a.blocks) raw[i] = LoadBlock<kSrc>(a.input, k);
-  }
-  FillThresholdTable<kLayout>(table, a.global);
-  __syncthreads();
+    for (int i = 0; i < kBlocksPerThread; ++i) {
+      const int64_t k = first + i * kThreads;
+      if (k < a.blocks) raw[i] = LoadBlock<kSrc>(a.input, k);
+    }
+    if (g == blockIdx.x) {
+      FillThresholdTable<kLayout>(table, a.global);
+      __syncthreads();
+    }
 #pragma unroll
-  for (int i = 0; i < kBlocksPerThread; ++i) {
-    const int64_t k = first + i * kThreads;
-    if (k < a.blocks) EncodeBlock<kSrc, kLayout>(a, table, raw[i], k);
+    for (int i = 0; i < kBlocksPerThread; ++i) {
+      const int64_t k = first + i * kThreads;
+      if (k < a.blocks) EncodeBlock<kSrc, kLayout>(a, table, raw[i], k);
+    }
   }
+}
+
+// The CTAs of `kernel` that fit on the current device at once.
+template <typename Kernel>
+int64_t ResidentCtas(Kernel kernel) {
+  int device = 0, sms = 0, per_sm = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, 0);
+  return int64_t{std::max(1, sms)} * std::max(1, per_sm);
 }
 
 template <Src kSrc>
 cudaError_t LaunchSrc(const Args& a, Layout layout, cudaStream_t stream) {
   constexpr int64_t kPerCta = int64_t{kThreads} * kBlocksPerThread;
-  const int64_t grid = (a.blocks + kPerCta - 1) / kPerCta;
-  if (grid > 0x7fffffffll) return cudaErrorInvalidConfiguration;
+  const int64_t groups = (a.blocks + kPerCta - 1) / kPerCta;
   if (layout == Layout::kModelOpt) {
+    static const int64_t resident = ResidentCtas(EncodeBlocksKernel<kSrc, Layout::kModelOpt>);
     EncodeBlocksKernel<kSrc, Layout::kModelOpt>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(a);
+        <<<static_cast<unsigned>(std::min(groups, resident)), kThreads, 0, stream>>>(a);
   } else {
+    static const int64_t resident =
+        ResidentCtas(EncodeBlocksKernel<kSrc, Layout::kCompressedTensors>);
     EncodeBlocksKernel<kSrc, Layout::kCompressedTensors>
-        <<<static_cast<unsigned>(grid), kThreads, 0, stream>>>(a);
+        <<<static_cast<unsigned>(std::min(groups, resident)), kThreads, 0, stream>>>(a);
   }
   return cudaGetLastError();
 }

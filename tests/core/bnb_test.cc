@@ -114,30 +114,49 @@ TEST(Bnb4Test, DynamicMapIsCreateDynamicMap) {
   EXPECT_EQ(BnbDynamicCode(m, std::nextafter(mid, 2.0f)), 201u);
 }
 
-TEST(Bnb4Test, BranchFreeSearchEqualsBitsandbytesTrees) {
+TEST(Bnb4Test, BucketLookupEqualsBitsandbytesTrees) {
+  bnb4::CodeBucket nf4[bnb4::kBuckets], fp4[bnb4::kBuckets];
+  ASSERT_TRUE(bnb4::BuildCodeBuckets(bnb4::QuantType::kNf4, nf4));
+  ASSERT_TRUE(bnb4::BuildCodeBuckets(bnb4::QuantType::kFp4, fp4));
+  const float kMax = 1.0f + 1.0f / 128.0f;  // the lookup's domain: |v| < kMax
   std::vector<float> xs = {0.0f,
                            -0.0f,
                            1.0f,
                            -1.0f,
-                           std::numeric_limits<float>::infinity(),
-                           -std::numeric_limits<float>::infinity(),
-                           std::numeric_limits<float>::quiet_NaN(),
                            1e-45f,
-                           -1e-45f};
+                           -1e-45f,
+                           1.0000001f,
+                           -1.0000001f,
+                           std::nextafter(kMax, 0.0f),
+                           -std::nextafter(kMax, 0.0f)};
+  // Around every threshold and every bucket edge, 64 floats either side.
+  std::vector<float> edges;
   for (int i = 0; i < 15; ++i) {
-    for (float t : {bnb4::kNf4Thresholds[i], i < 7 ? bnb4::kFp4Thresholds[i] : 0.5f,
-                    i < 7 ? -bnb4::kFp4Thresholds[i] : -0.5f}) {
-      xs.insert(xs.end(), {t, std::nextafter(t, 2.0f), std::nextafter(t, -2.0f)});
+    edges.push_back(bnb4::kNf4Thresholds[i]);
+    if (i < 7) edges.insert(edges.end(), {bnb4::kFp4Thresholds[i], -bnb4::kFp4Thresholds[i]});
+  }
+  for (int b = 0; b <= bnb4::kBuckets; ++b) {
+    edges.push_back(static_cast<float>(b - bnb4::kBucketOffset) / bnb4::kBucketsPerUnit);
+  }
+  for (float e : edges) {
+    float up = e, down = e;
+    for (int k = 0; k < 64; ++k) {
+      xs.insert(xs.end(), {up, down});
+      up = std::nextafter(up, 2.0f), down = std::nextafter(down, -2.0f);
     }
   }
   for (uint32_t b = 0; b < 65536; ++b) xs.push_back(Bf16ToFloat(static_cast<uint16_t>(b)));
   std::mt19937 rng(7);
-  std::uniform_real_distribution<float> u(-1.1f, 1.1f);
-  for (int i = 0; i < 200000; ++i) xs.push_back(u(rng));
+  std::uniform_real_distribution<float> u(-kMax, kMax);
+  for (int i = 0; i < 1000000; ++i) xs.push_back(u(rng));
+  int checked = 0;
   for (float x : xs) {
-    ASSERT_EQ(bnb4::Nf4Code(x), bnb4::Nf4CodeSearch(x, bnb4::kNf4Thresholds)) << x;
-    ASSERT_EQ(bnb4::Fp4Code(x), bnb4::Fp4CodeSearch(x, bnb4::kFp4Thresholds)) << x;
+    if (!(std::fabs(x) < kMax)) continue;
+    ASSERT_EQ(bnb4::Nf4Code(x), bnb4::Nf4CodeBucket(x, nf4)) << x;
+    ASSERT_EQ(bnb4::Fp4Code(x), bnb4::Fp4CodeBucket(x, fp4)) << x;
+    ++checked;
   }
+  EXPECT_GT(checked, 1000000);
 }
 
 TEST(Bnb4Test, HandComputedBlockAndNibbleOrder) {

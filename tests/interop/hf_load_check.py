@@ -31,8 +31,12 @@ compressed-tensors stores some decompressed weights (nvfp4 decompresses into
 BF16); for fp8 the dynamic FP8 activation quantization recorded in the
 config (per token, or per token and group of 128 for block scales) is
 applied to the inputs of the quantized Linear modules, with and without.
-The best-matching variant must be within the tolerance; every variant's
-error is reported.
+Each compressed-tensors folder is loaded twice: as transformers serves it
+(run_compressed; FP8 then runs real FP8 activation matmuls, bounded by
+RUNTIME_TOLERANCE; a float32 forward that compressed-tensors cannot run is
+served in bfloat16, bounded by BF16_SERVED_TOLERANCE) and decompressed
+(CompressedTensorsConfig(run_compressed=False)), whose logits must match the
+best reference variant within --tolerance. Every variant's error is reported.
 """
 import argparse
 import json
@@ -41,6 +45,18 @@ import time
 
 import torch
 from safetensors import safe_open
+
+
+# Bounds on max|a - b| / max|b| of the logits for a model as transformers
+# serves it (run_compressed). float-quantized: compressed-tensors quantizes
+# the activations to FP8 per token at run time and multiplies in FP8, which
+# no float32 reference reproduces (measured 4.4-4.9% on the 4-layer test
+# model, 6% without activation quantization in the reference); the
+# decompressed load must still match within --tolerance.
+RUNTIME_TOLERANCE = {"float-quantized": 8e-2}
+# A model served in bfloat16 (activations and products rounded to 8 bits of
+# significand) against the float32 reference.
+BF16_SERVED_TOLERANCE = 3e-2
 
 
 def unpack_int32(packed: torch.Tensor, bits: int, count: int, dim: int) -> torch.Tensor:
@@ -245,18 +261,24 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def compare_with_references(q_logits, base_dir, weights, act_args, ids, device):
-    """Errors of q_logits against every reference variant: {name: max rel error}."""
-    errs = {}
+def reference_logits(base_dir, weights, act_args, ids, device):
+    """Logits of every reference variant: {name: logits}."""
+    refs = {}
     for round_name, round_to in (("f32", None), ("bf16", torch.bfloat16)):
         for act_name, act in (("act_fp8", act_args), ("act_none", None)):
             if act_name == "act_fp8" and act_args is None:
                 continue
             ref = reference_model(base_dir, weights, round_to, act)
-            errs[f"weights_{round_name}_{act_name}"] = rel_err(q_logits, logits(ref, ids, device))
+            refs[f"weights_{round_name}_{act_name}"] = logits(ref, ids, device)
             del ref
-    return errs
+    return refs
 
+
+def best_match(q_logits, refs):
+    """(name, error) of the reference variant closest to q_logits, and all errors."""
+    errs = {name: rel_err(q_logits, r) for name, r in refs.items()}
+    best = min(errs, key=errs.get)
+    return best, errs[best], errs
 
 
 def floats_to_f32(model):
@@ -316,7 +338,21 @@ def main() -> int:
                 qmodel = floats_to_f32(
                     AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.float32))
             row["load_seconds"] = round(time.time() - t0, 2)
-            q_logits = logits(qmodel, ids, device)
+            served_tol = None
+            try:
+                q_logits = logits(qmodel, ids, device)
+            except Exception as e:  # noqa: BLE001 - compressed-tensors' float32 forward
+                if kind == "modelopt":
+                    raise
+                # nvfp4: compressed-tensors decompresses into BF16 inside a
+                # float32 model and its forward fails on the dtypes; serve it
+                # as people do, in bfloat16, and bound that run's rounding.
+                row["served_float32_error"] = f"{type(e).__name__}: {e}"
+                del qmodel
+                qmodel = AutoModelForCausalLM.from_pretrained(qdir, dtype=torch.bfloat16)
+                q_logits = logits(qmodel, ids, device)
+                row["served_dtype"] = "bfloat16"
+                served_tol = BF16_SERVED_TOLERANCE
             # The loaded weights themselves, where the model exposes them as float.
             wdiff = 0.0
             for module, w in weights.items():
@@ -329,12 +365,38 @@ def main() -> int:
                     wdiff = max(wdiff, (p.detach().float().cpu() - w).abs().max().item())
             row["max_abs_weight_diff_vs_f32_decode"] = wdiff
             del qmodel
-            errs = compare_with_references(q_logits, args.base, weights, act_args, ids, device)
-            best = min(errs, key=errs.get)
-            err = errs[best]
+            refs = reference_logits(args.base, weights, act_args, ids, device)
+            best, err, errs = best_match(q_logits, refs)
             row.update(max_rel_err_vs_quantd_dequant=err, matching_reference=best,
                        errors_by_reference=errs)
-            passed = err <= args.tolerance
+            if kind == "modelopt":
+                passed = err <= args.tolerance
+            else:
+                # As served (run_compressed): within the format's runtime bound.
+                runtime_tol = served_tol or RUNTIME_TOLERANCE.get(kind, args.tolerance)
+                row["runtime_tolerance"] = runtime_tol
+                passed = err <= runtime_tol
+                # Decompressed by compressed-tensors into float weights: the
+                # files' values, so the logits must match within --tolerance.
+                try:
+                    from transformers import CompressedTensorsConfig
+                    dq = floats_to_f32(AutoModelForCausalLM.from_pretrained(
+                        qdir, dtype=torch.float32,
+                        quantization_config=CompressedTensorsConfig(run_compressed=False)))
+                    if kind == "float-quantized":
+                        # Without its dynamic FP8 activation rounding, which
+                        # turns float noise of 5e-7 at a layer's input into
+                        # whole E4M3 steps: the weights alone are compared.
+                        from compressed_tensors.quantization import disable_quantization
+                        dq.apply(disable_quantization)
+                    d_logits = logits(dq, ids, device)
+                    del dq
+                    dbest, derr, _ = best_match(d_logits, refs)
+                    row.update(decompressed_max_rel_err=derr, decompressed_matching_reference=dbest)
+                    passed = passed and derr <= args.tolerance
+                except Exception as e:  # noqa: BLE001 - reported, counts as a failure
+                    row["decompressed_error"] = f"{type(e).__name__}: {e}"
+                    passed = False
             if kind == "modelopt":
                 passed = passed and not row["layout_problems"]
                 if row["reader"].startswith("independent") and args.modelopt_peer:
