@@ -51,14 +51,19 @@ QUANTD_HD void QuantizeQ4_0Ref(const float* x, BlockQ4_0* y) {
   const float d = max / -8;
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
+  // Codes go to a local array first: y's bytes may alias x as far as the
+  // compiler knows (ggml marks its pointers restrict), which kept this loop
+  // scalar.
+  uint8_t qs[qk / 2];
   for (int j = 0; j < qk / 2; ++j) {
     const float x0 = x[0 + j] * id;
     const float x1 = x[qk / 2 + j] * id;
     // ggml's types (uint8_t of MIN(15, (int8_t)...)): the loop vectorizes.
     const uint8_t xi0 = static_cast<uint8_t>(MinI(15, TruncToInt8X86(x0 + 8.5f)));
     const uint8_t xi1 = static_cast<uint8_t>(MinI(15, TruncToInt8X86(x1 + 8.5f)));
-    y->qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
+    qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
   }
+  for (int j = 0; j < qk / 2; ++j) y->qs[j] = qs[j];
 }
 
 QUANTD_HD void QuantizeQ4_1Ref(const float* x, BlockQ4_1* y) {
@@ -69,13 +74,15 @@ QUANTD_HD void QuantizeQ4_1Ref(const float* x, BlockQ4_1* y) {
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
   y->m = ToHalf(min);
+  uint8_t qs[qk / 2];  // local, as in QuantizeQ4_0Ref
   for (int j = 0; j < qk / 2; ++j) {
     const float x0 = (x[0 + j] - min) * id;
     const float x1 = (x[qk / 2 + j] - min) * id;
     const uint8_t xi0 = static_cast<uint8_t>(MinI(15, TruncToInt8X86(x0 + 0.5f)));
     const uint8_t xi1 = static_cast<uint8_t>(MinI(15, TruncToInt8X86(x1 + 0.5f)));
-    y->qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
+    qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
   }
+  for (int j = 0; j < qk / 2; ++j) y->qs[j] = qs[j];
 }
 
 // qh: bit 4 of code j at bit j of a little-endian uint32.

@@ -67,6 +67,26 @@ QUANTD_HD float F16ToFloat(uint16_t h) {
 
 // float32 -> IEEE binary16, round to nearest even, overflow to infinity.
 QUANTD_HD uint16_t FloatToF16(float f) {
+#if !defined(__CUDA_ARCH__) && defined(__x86_64__) && !defined(__FMA__)
+  // x86-64 host without FMA (nothing below can be contracted): the same
+  // result without branches (ggml's legacy quantizers convert two scales
+  // per 32 elements). |f| * 2^112 * 2^-110 is |f| * 4, or infinity past
+  // binary16's range; adding the power of two `bias` (2^13 binary16 ulps
+  // above |f|'s exponent, at least the subnormal threshold's) makes the
+  // float32 add round |f| to binary16's grid, nearest even, and leaves the
+  // binary16 exponent and significand in the sum's low bits.
+  const uint32_t w = FloatToBits(f);
+  const uint32_t twice = w + w;  // sign shifted out
+  float base = (BitsToFloat(FloatToBits(f) & 0x7fffffffu) * BitsToFloat(0x77800000u)) *
+               BitsToFloat(0x08800000u);
+  uint32_t bias = twice & 0xff000000u;
+  if (bias < 0x71000000u) bias = 0x71000000u;
+  base = BitsToFloat((bias >> 1) + 0x07800000u) + base;
+  const uint32_t bits = FloatToBits(base);
+  const uint32_t magnitude = ((bits >> 13) & 0x7c00u) + (bits & 0x0fffu);
+  return static_cast<uint16_t>(((w & 0x80000000u) >> 16) |
+                               (twice > 0xff000000u ? 0x7e00u : magnitude));
+#else
   const uint32_t u = FloatToBits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t abs = u & 0x7fffffffu;
@@ -87,6 +107,7 @@ QUANTD_HD uint16_t FloatToF16(float f) {
   uint32_t r = abs - 0x38000000u;  // rebias exponent 127 -> 15 (in place)
   r += 0xfffu + ((r >> 13) & 1u);
   return static_cast<uint16_t>(sign | (r >> 13));
+#endif
 }
 
 }  // namespace quantd
