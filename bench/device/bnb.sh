@@ -20,28 +20,13 @@
 # quantd-make-test-model. Every step has a time limit; the whole script stays
 # under 7 minutes. Writes logs and JSON under $OUT.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
-START=$(date +%s)
-BUDGET=${BUDGET:-420}
+BUDGET=${BUDGET:-420}  # seconds for the whole script
+. bench/device/common.sh
 export PYTHONPATH=$PWD/.pylib${PYTHONPATH:+:$PYTHONPATH}
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 python3 -c 'import bitsandbytes, torch, transformers; print("bitsandbytes", bitsandbytes.__version__, "torch", torch.__version__, "transformers", transformers.__version__)' 2>&1 | grep -v Warning | tee "$OUT/versions.txt"
 
-step() { echo; echo "=== $* ($(( $(date +%s) - START )) s) ==="; }
-limited() {
-  local want=$1; shift
-  local left=$(( BUDGET - ($(date +%s) - START) ))
-  [ "$left" -lt "$want" ] && want=$left
-  if [ "$want" -le 5 ]; then echo "SKIPPED (time budget spent): $*"; return 124; fi
-  timeout --kill-after=5 "$want" "$@"
-  local rc=$?
-  [ $rc -eq 124 ] && echo "TIMED OUT after ${want}s: $*"
-  return $rc
-}
 
 step "bitsandbytes GPU tests"
 for t in bnb_kernels_test bnb_test cuda_encoder_test; do

@@ -11,15 +11,11 @@
 # QUALITY_MAX_TOKENS (default 131072) bounds the tokens per protocol so the
 # whole script stays under ~7 minutes; 0 evaluates all of wikitext-2.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
+. bench/device/common.sh
 export QUANTD_BIN=$B/quantd QUANTCTL_BIN=$B/quantctl
 SHARED=../shared
 [ -d "$SHARED/models" ] || SHARED=./shared
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu.txt"
-step() { echo; echo "=== $* ==="; }
 
 for t in eval_protocol_test eval_metrics_test eval_evaluator_test evaluate_e2e_test; do
   step "$t"

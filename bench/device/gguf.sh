@@ -9,14 +9,10 @@
 #   3. the per-core CPU encode rate of each type.
 # Logs under $OUT; finishes in about 4-6 minutes.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
+. bench/device/common.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 nproc | tee -a "$OUT/gpu.txt"
 
-step() { echo; echo "=== $* ==="; }
 step "ggml CUDA kernels vs CPU reference"
 timeout 300 "$B/ggml_kernels_test" 2>&1 | tail -25 | tee "$OUT/ggml_kernels_test.txt"
 if [ -x "$B/gguf_e2e_test" ]; then

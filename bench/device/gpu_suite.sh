@@ -4,10 +4,7 @@
 # carried: the GPU tests, the end-to-end test with a GPU worker, the kernel
 # benchmark, and the transformers interop check. Writes logs under $OUT.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
+. bench/device/common.sh
 export QUANTD_BIN=$B/quantd QUANTCTL_BIN=$B/quantctl
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -15,7 +12,6 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
 
-step() { echo; echo "=== $* ==="; }
 step "GPU unit tests"
 for t in devices_test cuda_encoder_test cpu_encoder_test rtn_int_test; do
   [ -x "$B/$t" ] && "$B/$t" --gtest_brief=1 2>&1 | tail -4 | tee -a "$OUT/tests.txt"

@@ -15,12 +15,8 @@
 # Every step has a time limit; the whole script stays under 7.5 minutes.
 # Writes logs and JSON under $OUT.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
-START=$(date +%s)
 BUDGET=${BUDGET:-450}  # seconds for the whole script
+. bench/device/common.sh
 # Local disk for the 16 GB model (not /tmp, which may be memory-backed).
 BENCH_DIR=${BENCH_DIR:-/var/tmp/quantd_issue3}
 
@@ -32,18 +28,6 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 fi
 export PYTHONPATH=$PYSITE:$PWD/.pylib
 
-step() { echo; echo "=== $* ($(( $(date +%s) - START )) s) ==="; }
-# limited SECONDS CMD...: runs CMD with at most SECONDS, or what is left of BUDGET.
-limited() {
-  local want=$1; shift
-  local left=$(( BUDGET - ($(date +%s) - START) ))
-  [ "$left" -lt "$want" ] && want=$left
-  if [ "$want" -le 5 ]; then echo "SKIPPED (time budget spent): $*"; return 124; fi
-  timeout --kill-after=5 "$want" "$@"
-  local rc=$?
-  [ $rc -eq 124 ] && echo "TIMED OUT after ${want}s: $*"
-  return $rc
-}
 
 step "kernel benchmarks, 4096 x 14336 BF16"
 for b in fp8_bench nvfp4_bench rtn_bench; do

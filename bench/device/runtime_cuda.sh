@@ -8,12 +8,8 @@
 # llama_bench, llama_ppl. Writes logs and JSON under $OUT. Typically 2-4 minutes,
 # at most 7.5 (timeouts).
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
+. bench/device/common.sh
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
-step() { echo; echo "=== $* ==="; }
 
 for t in llama_cuda_ops_test llama_cuda_test; do
   step "$t"

@@ -11,11 +11,7 @@
 #     bias, Mistral sliding window) -> $OUT/runtime_<variant>.json.
 # Logs under $OUT; about 2 minutes.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
-step() { echo; echo "=== $* ==="; }
+. bench/device/common.sh
 
 step "versions"
 python3 -c "import tokenizers, transformers, torch; print('tokenizers', tokenizers.__version__,

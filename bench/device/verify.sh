@@ -10,26 +10,11 @@
 #   4. transformers + compressed-tensors load quantd's FP8 128x128-block folder
 # Every step has a time limit; the whole script stays under BUDGET seconds.
 set -u
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PWD/.devbundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-B=$PWD/.devbundle/bin
+BUDGET=${BUDGET:-330}  # seconds for the whole script
+. bench/device/common.sh
 export QUANTD_BIN=$B/quantd QUANTCTL_BIN=$B/quantctl
-START=$(date +%s)
-BUDGET=${BUDGET:-330}
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 
-step() { echo; echo "=== $* ($(( $(date +%s) - START )) s) ==="; }
-limited() {
-  local want=$1; shift
-  local left=$(( BUDGET - ($(date +%s) - START) ))
-  [ "$left" -lt "$want" ] && want=$left
-  if [ "$want" -le 5 ]; then echo "SKIPPED (time budget spent): $*"; return 124; fi
-  timeout --kill-after=5 "$want" "$@"
-  local rc=$?
-  [ $rc -eq 124 ] && echo "TIMED OUT after ${want}s: $*"
-  return $rc
-}
 gtest() {  # gtest LIMIT BINARY: runs it, one summary line into tests.txt
   local t=$2
   if [ -x "$B/$t" ]; then

@@ -10,6 +10,11 @@ Runs on the GPU machine (torch, transformers, bitsandbytes on PYTHONPATH):
 
   bnb_load_check.py --base MODEL_DIR --quantized OUT_DIR [...] [--json out.json]
 
+The reference is quantd's decode in float32 and, for 4-bit, also rounded
+to the quant state's dtype (bitsandbytes' dequantize_4bit returns that dtype;
+transformers may set it to the model's on load): the closer one counts, and
+the loaded quant states' dtypes are reported.
+
 Tolerances on max|a - b| / max|b| of the logits (float32 reference):
   4-bit  1e-4  quantd writes bnb_4bit_compute_dtype float32 for the check
                (option compute_dtype=float32): bitsandbytes dequantizes to
@@ -35,7 +40,7 @@ TOLERANCE = {"4bit": 1e-4, "int8": 5e-2}
 PROMPT = [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889, 13, 1576, 3]
 
 
-def dequantize_4bit(f, module: str) -> torch.Tensor:
+def dequantize_4bit(f, module: str):
     keys = set(f.keys())
     state_key = [k for k in keys if k.startswith(module + ".weight.quant_state.bitsandbytes__")][0]
     state = json.loads(bytes(f.get_tensor(state_key).tolist()).decode("utf-8"))
@@ -52,9 +57,10 @@ def dequantize_4bit(f, module: str) -> torch.Tensor:
         absmax = nmap[absmax.to(torch.int64)] * nested.repeat_interleave(256)[:n]
         absmax = absmax + torch.tensor(float(state["nested_offset"]), dtype=torch.float32)
     scale = absmax.to(torch.float32).repeat_interleave(bs)[: rows * cols]
-    # dequantize_4bit returns the weight in the quant state's dtype (the
-    # source dtype): code * absmax in float32, rounded to nearest once.
-    return (qmap[codes] * scale).reshape(rows, cols).to(getattr(torch, state["dtype"]))
+    # code * absmax in float32; dequantize_4bit then rounds it once to the
+    # quant state's dtype, which transformers may replace by the model's
+    # (float32) when it loads a checkpoint: check() tries both.
+    return (qmap[codes] * scale).reshape(rows, cols), getattr(torch, state["dtype"])
 
 
 def dequantize_int8(f, module: str) -> torch.Tensor:
@@ -94,13 +100,22 @@ def check(base: str, qdir: str, device: str) -> dict:
     prompt_ok = max(PROMPT) < vocab
     if not prompt_ok:
         PROMPT[:] = [t % vocab for t in PROMPT]
-    ref = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    for module, w in weights.items():
-        with torch.no_grad():
-            ref.get_parameter(module + ".weight").copy_(w.to(torch.float32))
-    ref.to(device)
-    want = logits(ref, device)
-    del ref
+    # References: quantd's decode in float32, and rounded to the quant
+    # state's dtype (what bitsandbytes' dequantize_4bit returns when the
+    # state keeps the checkpoint's dtype); LLM.int8 has one.
+    wants = {}
+    for variant in (("f32", "state_dtype") if kind == "4bit" else ("f32",)):
+        ref = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+        for module, w in weights.items():
+            if kind == "4bit":
+                w, dtype = w
+                if variant == "state_dtype":
+                    w = w.to(dtype)
+            with torch.no_grad():
+                ref.get_parameter(module + ".weight").copy_(w.to(torch.float32))
+        ref.to(device)
+        wants[variant] = logits(ref, device)
+        del ref
     t0 = time.time()
     model, info = AutoModelForCausalLM.from_pretrained(
         qdir, dtype=torch.float32 if kind == "4bit" else torch.float16, device_map=device,
@@ -109,8 +124,12 @@ def check(base: str, qdir: str, device: str) -> dict:
     layer = bnb.nn.Linear4bit if kind == "4bit" else bnb.nn.Linear8bitLt
     replaced = sum(isinstance(model.get_submodule(m), layer) for m in weights)
     got = logits(model, device)
-    err = float((got - want).abs().max() / want.abs().max())
+    errs = {v: float((got - w).abs().max() / w.abs().max()) for v, w in wants.items()}
+    best = min(errs, key=errs.get)
+    err, want = errs[best], wants[best]
     agree = float((got.argmax(-1) == want.argmax(-1)).float().mean())
+    states = {str(getattr(getattr(model.get_submodule(m).weight, "quant_state", None), "dtype",
+                          None)) for m in weights}
     tol = TOLERANCE[kind]
     missing = list(info.get("missing_keys", [])) + list(info.get("unexpected_keys", []))
     ok = err <= tol and replaced == len(weights) and not missing
@@ -119,6 +138,8 @@ def check(base: str, qdir: str, device: str) -> dict:
             "compute_dtype": cfg.get("bnb_4bit_compute_dtype"),
             "quantized_modules": len(weights), "bnb_modules": replaced,
             "missing_or_unexpected": missing[:8], "max_rel_err": err, "tolerance": tol,
+            "matching_reference": best, "errors_by_reference": errs,
+            "loaded_quant_state_dtypes": sorted(states),
             "argmax_agreement": agree, "load_seconds": load_s, "ok": ok}
 
 

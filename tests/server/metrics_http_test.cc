@@ -2,8 +2,6 @@
 // with the right HTTP codes, and fails cleanly on bad or taken addresses.
 #include "server/metrics_http.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -30,15 +28,8 @@ std::shared_ptr<prometheus::Registry> Registry() {
 
 // Sends `raw` and returns everything the server answers.
 std::string RawRequest(int port, const std::string& raw) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return "";
   (void)!write(fd, raw.data(), raw.size());
   std::string out;
   char buf[4096];
@@ -74,12 +65,8 @@ TEST(MetricsHttpTest, BadRequestsGetHttpErrors) {
             0u);
   // A client that connects and says nothing holds the next scrape back by at
   // most the I/O timeout.
-  const int silent = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const int silent = ConnectLoopback(port);
+  ASSERT_GE(silent, 0);
   const auto t0 = std::chrono::steady_clock::now();
   EXPECT_TRUE(HttpGet(port, "/metrics?x=1").ok());
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
