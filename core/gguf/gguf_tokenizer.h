@@ -27,6 +27,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "core/gguf/bpe_pre_tokenizer.h"
+#include "core/gguf/spm_model.h"
 #include "nlohmann/json.hpp"
 
 namespace quantd {
@@ -75,29 +77,6 @@ struct GgufVocab {
 // tokenizer.json in <dir>").
 absl::StatusOr<GgufVocab> LoadGgufVocab(const std::filesystem::path& dir,
                                         const nlohmann::json& config, VocabFlavor flavor);
-
-// One piece of a SentencePiece model.
-struct SpmPiece {
-  std::string piece;
-  float score = 0.0f;
-  int32_t type = 1;  // sentencepiece's Type enum: NORMAL 1 ... BYTE 6
-};
-
-struct SpmModel {
-  std::vector<SpmPiece> pieces;
-  std::optional<bool> add_dummy_prefix;
-  std::optional<bool> remove_extra_whitespaces;
-};
-
-// Parses a serialized sentencepiece ModelProto (tokenizer.model). Only the
-// fields llama.cpp uses are kept; unknown fields are skipped.
-// INVALID_ARGUMENT for truncated or malformed input, an empty model, or a
-// piece type outside 1..6.
-absl::StatusOr<SpmModel> ParseSentencePieceModel(std::string_view bytes);
-
-// The tokenizer.ggml.pre name llama.cpp uses for a byte-level BPE
-// tokenizer.json, recognized from its "pre_tokenizer"; "" when unknown.
-std::string DetectBpePreTokenizer(const nlohmann::json& tokenizer_json);
 
 }  // namespace quantd
 
