@@ -1,7 +1,8 @@
 // GGUF export benchmark (issue 4):
 //
 //   gguf_bench --model DIR [--types Q4_K_M,Q6_K] [--devices cuda,cpu] [--out DIR]
-//              [--rate] [--ggml-lib libggml-base.so] [--rate-rows N] [--keep]
+//              [--rate] [--ggml-lib libggml-base.so] [--rate-rows N]
+//              [--rate-types Q4_1,Q5_0] [--keep]
 //
 // End to end: a HF model folder (e.g. the Llama-3-8B-shaped random BF16 one
 // `model_bench --model DIR --generate` writes) to one .gguf, run as a quantize
@@ -29,6 +30,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -220,7 +222,7 @@ double ThreadCpuSeconds() {
 using QuantizeChunkFn = size_t (*)(int, const float*, void*, int64_t, int64_t, int64_t,
                                    const float*);
 
-int Rate(const std::string& ggml_lib, int64_t rows) {
+int Rate(const std::string& ggml_lib, int64_t rows, const std::string& only) {
   const int64_t cols = 4096;
   std::vector<float> x(static_cast<size_t>(rows * cols)), w(static_cast<size_t>(cols));
   std::mt19937 rng(1);
@@ -246,6 +248,10 @@ int Rate(const std::string& ggml_lib, int64_t rows) {
                              GgmlType::kQ2_K, GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_1,
                              GgmlType::kQ5_0, GgmlType::kQ5_1};
   for (GgmlType t : kTypes) {
+    if (!only.empty() && !absl::StrContains(absl::StrCat(",", only, ","),
+                                            absl::StrCat(",", std::string(GgmlTypeName(t)), ","))) {
+      continue;
+    }
     for (bool imatrix : {false, true}) {
       if (imatrix && !GgmlUsesImportance(t)) continue;
       const float* qw = imatrix ? w.data() : nullptr;
@@ -289,6 +295,7 @@ int Run(int argc, char** argv) {
   std::string model, out, types = "Q4_K_M", devices = "cuda", ggml_lib;
   bool keep = false, rate = false;
   int64_t rate_rows = 256;
+  std::string rate_types;  // empty: every type
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string(); };
@@ -304,6 +311,8 @@ int Run(int argc, char** argv) {
       ggml_lib = next();
     else if (a == "--rate-rows")
       rate_rows = std::stoll(next());
+    else if (a == "--rate-types")
+      rate_types = next();
     else if (a == "--rate")
       rate = true;
     else if (a == "--keep")
@@ -332,7 +341,7 @@ int Run(int argc, char** argv) {
                 std::thread::hardware_concurrency());
     failures += EndToEnd(model_dir, out_root, types, devices, keep);
   }
-  if (rate) failures += Rate(ggml_lib, rate_rows);
+  if (rate) failures += Rate(ggml_lib, rate_rows, rate_types);
   return failures == 0 ? 0 : 1;
 }
 
