@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/formats/cpu_lanes.h"
 #include "core/tensor/float_bits.h"
 #include "core/util/status_macros.h"
 
@@ -22,6 +23,17 @@
 
 namespace quantd {
 namespace {
+
+using cpu_lanes::Bf16Src;
+using cpu_lanes::Clamp4;
+using cpu_lanes::F16Src;
+using cpu_lanes::F32Src;
+using cpu_lanes::F4;
+using cpu_lanes::I4;
+using cpu_lanes::Lanes8;
+using cpu_lanes::Load8;
+using cpu_lanes::MaxMagnitude;
+using cpu_lanes::U4;
 
 // Sizes derived from FormatParams for a [rows, cols] weight; valid only
 // after Check().
@@ -50,46 +62,6 @@ Dims MakeDims(const FormatParams& p, int64_t rows, int64_t cols) {
   return d;
 }
 
-// Float source types: raw bits, an exact conversion to float32, and the
-// magnitude (sign cleared) and order-preserving key of the raw bits, both
-// compared as signed integers of the source's width so that reductions
-// vectorise.
-struct Bf16Src {
-  using Bits = uint16_t;
-  using Signed = int16_t;
-  static constexpr Signed kMagMask = 0x7fff;
-  static constexpr Signed kNonFinite = 0x7f80;  // magnitudes >= this: Inf or NaN
-  static float ToFloat(Bits b) { return Bf16ToFloat(b); }
-};
-
-// IEEE binary16 -> float32, exact and branch-free (F16ToFloat's subnormal
-// loop does not vectorise): subnormals are integers times 2^-24.
-inline float F16ToFloatFast(uint16_t h) {
-  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7fffu;
-  uint32_t bits = (em << 13) + 0x38000000u;  // rebias 15 -> 127
-  bits += em >= 0x7c00u ? 0x38000000u : 0u;  // Inf/NaN -> exponent 255
-  const float sub = static_cast<float>(static_cast<int32_t>(em)) * 5.9604644775390625e-08f;
-  const float f = em < 0x0400u ? sub : BitsToFloat(bits);
-  return BitsToFloat(FloatToBits(f) | sign);
-}
-
-struct F16Src {
-  using Bits = uint16_t;
-  using Signed = int16_t;
-  static constexpr Signed kMagMask = 0x7fff;
-  static constexpr Signed kNonFinite = 0x7c00;
-  static float ToFloat(Bits b) { return F16ToFloatFast(b); }
-};
-
-struct F32Src {
-  using Bits = uint32_t;
-  using Signed = int32_t;
-  static constexpr Signed kMagMask = 0x7fffffff;
-  static constexpr Signed kNonFinite = 0x7f800000;
-  static float ToFloat(Bits b) { return BitsToFloat(b); }
-};
-
 // Key of raw bits b (as signed s): s >= 0 -> s; else s ^ kMagMask, i.e.
 // -1 - magnitude. Monotone in the float value (-0 < +0) and its own inverse.
 template <class Src>
@@ -107,18 +79,6 @@ absl::Status NonFiniteError(const typename Src::Bits* x, int64_t n, int64_t row,
     }
   }
   return absl::InternalError("non-finite value not found again");
-}
-
-// The largest magnitude of x (raw bits).
-template <class Src>
-typename Src::Signed MaxMagnitude(const typename Src::Bits* __restrict x, int64_t n) {
-  using S = typename Src::Signed;
-  S m = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const S a = static_cast<S>(x[i] & Src::kMagMask);
-    m = a > m ? a : m;
-  }
-  return m;
 }
 
 // Keys of min(min(x), +0) and max(max(x), +0), and the largest magnitude.
@@ -178,65 +138,6 @@ void PackInt4Row(const uint8_t* __restrict codes, int64_t words, uint32_t* __res
 // lo > v ? lo : v; MINPS(hi, v) is hi < v ? hi : v), the 1.5 * 2^23
 // rounding, truncation of an integral value; so its bytes equal the scalar
 // path's (RtnPackGroupForTest checks that).
-typedef float F4 __attribute__((vector_size(16)));
-typedef int32_t I4 __attribute__((vector_size(16)));
-typedef uint32_t U4 __attribute__((vector_size(16)));
-
-struct Lanes8 {
-  F4 lo, hi;  // values 0..3 and 4..7
-};
-
-template <class Src>
-inline Lanes8 Load8(const typename Src::Bits* x);
-
-template <>
-inline Lanes8 Load8<Bf16Src>(const uint16_t* x) {
-#if defined(__SSE2__)
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x));
-  const __m128i zero = _mm_setzero_si128();
-  return {reinterpret_cast<F4>(_mm_unpacklo_epi16(zero, v)),
-          reinterpret_cast<F4>(_mm_unpackhi_epi16(zero, v))};
-#else
-  const U4 a = {x[0], x[1], x[2], x[3]}, b = {x[4], x[5], x[6], x[7]};
-  return {reinterpret_cast<F4>(a << 16), reinterpret_cast<F4>(b << 16)};
-#endif
-}
-
-inline F4 F16ToFloat4(U4 h) {  // F16ToFloatFast, lane-wise
-  const U4 sign = (h & 0x8000u) << 16;
-  const I4 em = reinterpret_cast<I4>(h & 0x7fffu);
-  const I4 special = em >= 0x7c00;  // all ones where Inf/NaN
-  const I4 bits = (em << 13) + 0x38000000 + (special & 0x38000000);
-  const F4 sub = __builtin_convertvector(em, F4) * 5.9604644775390625e-08f;
-  const I4 is_sub = em < 0x0400;
-  const I4 f = (is_sub & reinterpret_cast<I4>(sub)) | (~is_sub & bits);
-  return reinterpret_cast<F4>(reinterpret_cast<U4>(f) | sign);
-}
-
-template <>
-inline Lanes8 Load8<F16Src>(const uint16_t* x) {
-  const U4 a = {x[0], x[1], x[2], x[3]}, b = {x[4], x[5], x[6], x[7]};
-  return {F16ToFloat4(a), F16ToFloat4(b)};
-}
-
-template <>
-inline Lanes8 Load8<F32Src>(const uint32_t* x) {
-  Lanes8 l;
-  std::memcpy(&l.lo, x, sizeof(F4));
-  std::memcpy(&l.hi, x + 4, sizeof(F4));
-  return l;
-}
-
-inline F4 Clamp4(F4 v, F4 lo, F4 hi) {
-#if defined(__SSE2__)
-  return reinterpret_cast<F4>(
-      _mm_min_ps(reinterpret_cast<__m128>(hi),
-                 _mm_max_ps(reinterpret_cast<__m128>(lo), reinterpret_cast<__m128>(v))));
-#else
-  v = v < lo ? lo : v;
-  return v > hi ? hi : v;
-#endif
-}
 
 struct QuantConsts {
   F4 scale, zero_point, in_lo, in_hi, qmin, qmax, magic;
