@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "bench/bench_util.h"
 #include "core/formats/bnb4.h"
 #include "core/formats/bnb_int8.h"
 #include "core/tensor/float_bits.h"
@@ -45,31 +46,9 @@
 namespace quantd {
 namespace {
 
-double Seconds(const std::chrono::steady_clock::time_point& t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-template <class F>
-double MedianSeconds(int reps, F&& f) {
-  std::vector<double> t;
-  for (int i = 0; i < reps; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    if (!f()) return NAN;
-    t.push_back(Seconds(t0));
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
-
-bool SameBytes(const EncodedWeight& a, const EncodedWeight& b) {
-  if (a.parts.size() != b.parts.size()) return false;
-  for (size_t i = 0; i < a.parts.size(); ++i) {
-    const Tensor& x = a.parts[i].tensor;
-    const Tensor& y = b.parts[i].tensor;
-    if (x.nbytes() != y.nbytes() || std::memcmp(x.data(), y.data(), x.nbytes()) != 0) return false;
-  }
-  return true;
-}
+using bench::MedianSeconds;
+using bench::SameBytes;
+using bench::Seconds;
 
 struct Encoding {
   std::string label;
