@@ -125,96 +125,103 @@ QUANTD_HD uint32_t Fp4Code(float x) {
   return c + sign;
 }
 
-// The sorted decision thresholds of the trees above: the NF4 code is the
-// number of thresholds below x; the FP4 magnitude count maps to a code by
-// kFp4CountToCode. The CUDA kernel decides through CodeBuckets built from
-// them; tests/core/bnb_test.cc checks that this equals the trees.
-constexpr float kNf4Thresholds[16] = {
-    -0.8480964004993439f,
-    -0.6106329262256622f,
-    -0.4599952697753906f,
-    -0.33967943489551544f,
-    -0.23460740596055984f,
-    -0.13791173323988914f,
-    -0.045525018125772476f,
-    0.03979014977812767f,
-    0.1202552504837513f,
-    0.2035212516784668f,
-    0.2920137718319893f,
-    0.3893125355243683f,
-    0.5016634166240692f,
-    0.6427869200706482f,
-    0.8614784181118011f,
-    0.0f,  // unused (padding to 16)
+// The decision thresholds of the trees above, sorted (tests and the
+// kernel's table, BuildCodeBuckets, use them).
+constexpr float kNf4Thresholds[15] = {
+    -0.8480964004993439f,  -0.6106329262256622f,  -0.4599952697753906f,   -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f,   0.2035212516784668f,   0.2920137718319893f,    0.3893125355243683f,
+    0.5016634166240692f,   0.6427869200706482f,   0.8614784181118011f,
 };
-// FP4 magnitude thresholds; the count k of those below |x| maps to the
-// code by kFp4CountToCode (nibble k).
-constexpr float kFp4Thresholds[8] = {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f,
-                                     0.4166667f,  0.583333f,  0.8333333f,  0.0f};
-constexpr uint32_t kFp4CountToCode = 0x32547610u;
+// FP4 magnitude thresholds (the tree compares |x|).
+constexpr float kFp4Thresholds[7] = {0.00260417f, 0.0859375f, 0.20833333f, 0.29166667f,
+                                     0.4166667f,  0.583333f,  0.8333333f};
 
 // The decision as one table lookup (the CUDA kernel's form). v * 128 is
 // exact in float32, so floor(v * 128) names the 1/128-wide bucket that holds
-// v, computed identically on host and device. No bucket holds more than one
-// threshold (neighbouring NF4 thresholds are at least 0.080 apart, FP4's
-// 0.083), so the code is `above` when v exceeds that threshold, else `below`.
+// v, computed identically on host and device (-0.0 lands in the bucket of
+// +0.0, where both codes agree). Within a bucket the code changes at most
+// once (neighbouring thresholds, signed FP4 ones included, are at least
+// 0.080 apart), so a bucket is the code up to its threshold, the code above
+// it and the threshold: the largest float of the bucket that still takes
+// the first code, found by searching the tree itself (BuildCodeBuckets).
 // Buckets cover [-1 - 1/128, 1 + 1/128): |x * r| <= 1 + 2^-23 for every x
 // of a block with a nonzero absmax. An all-zero block (NaN) never gets here.
 constexpr int kBucketsPerUnit = 128;
 constexpr int kBucketOffset = 129;  // bucket of v = floor(v * 128) + 129
 constexpr int kBuckets = 258;
 
-struct CodeBucket {
-  float threshold;  // the one threshold inside the bucket, +inf if none
-  uint32_t codes;   // bits 0..3: the code at or below it; bits 4..7: above it
+// The codes are repeated in all 8 nibbles so that the kernel places one
+// with a mask; 16 bytes so that it reads a bucket with one 128-bit load.
+struct alignas(16) CodeBucket {
+  float threshold;  // codes of v <= threshold: below; +inf if one code
+  uint32_t below;   // the code times 0x11111111
+  uint32_t above;
+  uint32_t unused;
 };
 
 // floor(v * 128) + kBucketOffset; v finite with |v| < 1 + 1/128.
 QUANTD_HD int BucketIndex(float v) {
 #if defined(__CUDA_ARCH__)
-  // Adding 1.5 * 2^23 rounding down leaves floor(v * 128) in the low bits.
-  const float y = __fadd_rd(__fmul_rn(v, 128.0f), 12582912.0f);
+  // v * 128 is exact, so adding 1.5 * 2^23 in one fma rounding down leaves
+  // floor(v * 128) in the low bits.
+  const float y = __fmaf_rd(v, 128.0f, 12582912.0f);
   return __float_as_int(y) - 0x4B400000 + kBucketOffset;
 #else
   return static_cast<int>(std::floor(v * 128.0f)) + kBucketOffset;
 #endif
 }
 
-// The NF4 code of a normalised value v (finite, |v| < 1 + 1/128).
-QUANTD_HD uint32_t Nf4CodeBucket(float v, const CodeBucket* buckets) {
-  const CodeBucket b = buckets[BucketIndex(v)];
-  return (v > b.threshold ? b.codes >> 4 : b.codes) & 0xfu;
+// The code of a normalised value v (finite, |v| < 1 + 1/128) in all 8
+// nibbles; bucket i is buckets[i * stride] (the kernel keeps several copies
+// of the table).
+QUANTD_HD uint32_t CodeNibbles(float v, const CodeBucket* buckets, int stride = 1) {
+#if defined(__CUDA_ARCH__)
+  // One 128-bit load, not a load of the threshold and one of the selected code.
+  const uint4 b = *reinterpret_cast<const uint4*>(buckets + BucketIndex(v) * stride);
+  return v > __uint_as_float(b.x) ? b.z : b.y;
+#else
+  const CodeBucket& b = buckets[BucketIndex(v) * stride];
+  return v > b.threshold ? b.above : b.below;
+#endif
 }
 
-// The FP4 code: buckets of |v|, then bit 3 for v < 0.
-QUANTD_HD uint32_t Fp4CodeBucket(float v, const CodeBucket* buckets) {
-  const float a = BitsToFloat(FloatToBits(v) & 0x7fffffffu);
-  const CodeBucket b = buckets[BucketIndex(a)];
-  return ((a > b.threshold ? b.codes >> 4 : b.codes) & 0xfu) + (v < 0.0f ? 0x8u : 0x0u);
+QUANTD_HD uint32_t CodeBucketLookup(float v, const CodeBucket* buckets) {
+  return CodeNibbles(v, buckets) & 0xfu;
 }
 
-// The table for `type` (host). Returns false only if two thresholds share a
-// bucket, which the constants above rule out.
+// The table for `type` (host). Returns false if a bucket's code changes
+// more than once, which the thresholds above rule out.
 inline bool BuildCodeBuckets(QuantType type, CodeBucket (&out)[kBuckets]) {
-  const bool nf4 = type == QuantType::kNf4;
-  const float* t = nf4 ? kNf4Thresholds : kFp4Thresholds;
-  const int n = nf4 ? 15 : 7;
-  const auto code = [&](int count) {
-    return nf4 ? static_cast<uint32_t>(count) : (kFp4CountToCode >> (4 * count)) & 0xfu;
+  const auto code = [type](float v) { return type == QuantType::kNf4 ? Nf4Code(v) : Fp4Code(v); };
+  // Floats in increasing order as integer keys.
+  const auto key = [](float f) {
+    const uint32_t u = FloatToBits(f);
+    return (u & 0x80000000u) != 0 ? ~u : u | 0x80000000u;
+  };
+  const auto from_key = [](uint32_t k) {
+    return BitsToFloat((k & 0x80000000u) != 0 ? k & 0x7fffffffu : ~k);
   };
   for (int b = 0; b < kBuckets; ++b) {
     const float lo = static_cast<float>(b - kBucketOffset) / kBucketsPerUnit;
     const float hi = static_cast<float>(b - kBucketOffset + 1) / kBucketsPerUnit;
-    int below = 0, inside = -1;
-    for (int i = 0; i < n; ++i) {
-      if (t[i] < lo) ++below;
-      if (t[i] >= lo && t[i] < hi) {
-        if (inside >= 0) return false;
-        inside = i;
-      }
+    uint32_t first = key(lo), last = key(hi) - 1;       // the bucket's floats: [lo, hi)
+    if (b == kBucketOffset - 1) last = key(-0.0f) - 1;  // -0.0 is in the next bucket
+    const uint32_t c_lo = code(from_key(first)), c_hi = code(from_key(last));
+    out[b] = CodeBucket{INFINITY, c_lo * 0x11111111u, c_hi * 0x11111111u, 0};
+    if (c_lo == c_hi) continue;
+    while (first + 1 < last) {  // code(first) == c_lo, code(last) == c_hi
+      const uint32_t mid = first + (last - first) / 2;
+      (code(from_key(mid)) == c_lo ? first : last) = mid;
     }
-    out[b].threshold = inside >= 0 ? t[inside] : INFINITY;
-    out[b].codes = code(below) | (code(below + (inside >= 0 ? 1 : 0)) << 4);
+    out[b].threshold = from_key(first);
+    // One change only: the 64 floats either side of it and the bucket's
+    // ends agree with the split.
+    for (uint32_t k = first > 64 ? first - 64 : 0; k <= last + 64; ++k) {
+      const float v = from_key(k);
+      if (v < lo || v >= hi || (v == 0.0f && b != kBucketOffset)) continue;
+      if (code(v) != (k <= first ? c_lo : c_hi)) return false;
+    }
   }
   return true;
 }

@@ -13,76 +13,85 @@
 #include "core/util/status_macros.h"
 #include "kernels/cuda/bnb4.cuh"
 #include "kernels/cuda/cuda_encoder.h"
+#include "kernels/cuda/source_bits.cuh"
 
 namespace quantd {
 namespace {
 
 using bnb4::QuantType;
 
-enum class Src { kF32, kF16, kBF16 };
+using source_bits::Element;
+using source_bits::Raw16;
+using source_bits::Src;
 
-// What the kernel reads; the code buckets travel in the parameter block
-// (2,064 bytes) so that host and device use the one table of bnb4_layout.h.
+// The bucket table of bnb4_layout.h in the compact form the kernel's
+// parameters carry (1,548 bytes, under the 4 KB of a plain launch): each
+// CTA expands it into shared memory.
+struct CompactTable {
+  float threshold[bnb4::kBuckets];
+  uint16_t codes[bnb4::kBuckets];  // below | above << 8
+};
+
+// The table of `type`, built once (nullptr if BuildCodeBuckets fails).
+const CompactTable* TableFor(QuantType type) {
+  static const auto build = [](QuantType t) -> const CompactTable* {
+    bnb4::CodeBucket b[bnb4::kBuckets];
+    if (!bnb4::BuildCodeBuckets(t, b)) return nullptr;
+    auto* c = new CompactTable;
+    for (int i = 0; i < bnb4::kBuckets; ++i) {
+      c->threshold[i] = b[i].threshold;
+      c->codes[i] = static_cast<uint16_t>((b[i].below & 0xfu) | (b[i].above & 0xfu) << 8);
+    }
+    return c;
+  };
+  static const CompactTable* nf4 = build(QuantType::kNf4);
+  static const CompactTable* fp4 = build(QuantType::kFp4);
+  return type == QuantType::kNf4 ? nf4 : fp4;
+}
+
+// What the kernel reads.
 struct KernelArgs {
   const void* input;
   int64_t n;
   uint8_t* packed;
   float* absmax;
   unsigned long long* first_bad;
-  bnb4::CodeBucket buckets[bnb4::kBuckets];  // copied to shared memory per CTA
+  CompactTable table;
 };
 
 // Threads per CTA for kTeam threads per bnb block: whole teams, >= 256.
 template <int kTeam>
 constexpr int kCtaSize = kTeam > 256 ? kTeam : 256;
 
-template <Src S>
-__device__ __forceinline__ float LoadOne(const void* in, int64_t i) {
-  if constexpr (S == Src::kF32) {
-    return __ldcs(static_cast<const float*>(in) + i);
-  } else {
-    const unsigned short h = __ldcs(static_cast<const unsigned short*>(in) + i);
-    return S == Src::kBF16 ? __uint_as_float(static_cast<uint32_t>(h) << 16)
-                           : __half2float(__ushort_as_half(h));
-  }
-}
+// CTAs per SM the register allocation must allow: 1024 threads (64
+// registers), whose loads in flight (32 bytes each) cover the memory latency.
+template <int kTeam>
+constexpr int kMinCtasPerSm = 1024 / kCtaSize<kTeam>;
 
-// Elements [first, first + 8) (first a multiple of 8) as float32; those at
-// or past n are +0.0, bitsandbytes' padding.
+// Copies of the bucket table in shared memory: lane l reads copy l % 8, so
+// the 8 lanes of a 128-bit shared load (one wavefront) hit 32 distinct banks
+// whatever buckets they look up. Bucket i of copy c is at i * kCopies + c.
+constexpr int kCopies = 8;
+
+// Elements per thread: two 16-byte loads of a 16-bit source.
+constexpr int kPerThread = 16;
+
+// Elements [first, first + kPerThread) (first a multiple of kPerThread);
+// those at or past n are +0.0 (all bits zero), bitsandbytes' padding.
 template <Src S>
-__device__ __forceinline__ void Load8(const void* in, int64_t first, int64_t n, float (&x)[8]) {
-  if (first + 8 <= n) {
+__device__ __forceinline__ Raw16<S> LoadRaw(const void* in, uint32_t first, uint32_t n) {
+  if (first + kPerThread <= n) return source_bits::LoadRaw16<S>(in, first);
+  Raw16<S> r = source_bits::ZeroRaw16<S>();
+#pragma unroll
+  for (int i = 0; i < kPerThread; ++i) {  // unrolled: registers, not a stack array
+    if (first + i >= n) continue;
     if constexpr (S == Src::kF32) {
-      const float4* p = static_cast<const float4*>(in) + first / 4;
-      const float4 a = __ldcs(p), b = __ldcs(p + 1);
-      x[0] = a.x, x[1] = a.y, x[2] = a.z, x[3] = a.w;
-      x[4] = b.x, x[5] = b.y, x[6] = b.z, x[7] = b.w;
+      r.w[i] = __ldcs(static_cast<const uint32_t*>(in) + first + i);
     } else {
-      const uint4 v = __ldcs(static_cast<const uint4*>(in) + first / 8);
-      const uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-      for (int k = 0; k < 4; ++k) {  // little-endian: element 2k in the low half
-        if constexpr (S == Src::kBF16) {
-          x[2 * k] = __uint_as_float(w[k] << 16);
-          x[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-        } else {
-          x[2 * k] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[k] & 0xffffu)));
-          x[2 * k + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w[k] >> 16)));
-        }
-      }
+      const uint32_t h = __ldcs(static_cast<const unsigned short*>(in) + first + i);
+      r.w[i / 2] |= h << (16 * (i % 2));
     }
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[i] = first + i < n ? LoadOne<S>(in, first + i) : 0.0f;
   }
-}
-
-// max(a, b) with subnormal inputs flushed to zero (bitsandbytes' fmaxf
-// under --use_fast_math); with a >= 0 and b = |x| this is
-// max(a, bnb4::AbsForMax(x)).
-__device__ __forceinline__ float MaxFtz(float a, float b) {
-  float r;
-  asm("max.ftz.f32 %0, %1, %2;" : "=f"(r) : "f"(a), "f"(b));
   return r;
 }
 
@@ -93,56 +102,63 @@ __device__ __forceinline__ float MulFtz(float x, float r) {
   return v;
 }
 
-// Codes of 8 elements as one little-endian word: element 2j in the high
-// nibble of byte j. r is the block's factor; the block is not all zero.
-template <QuantType kType>
-__device__ __forceinline__ uint32_t Codes8(const float (&x)[8], float r,
+// Codes of elements [8h, 8h + 8) as one little-endian word: element 2j in
+// the high nibble of byte j. r is the block's factor; the block is not all
+// zero. `buckets` is the thread's copy of the table (stride kCopies); a
+// bucket gives its code in every nibble, so placing it is one masked OR.
+template <Src S>
+__device__ __forceinline__ uint32_t Codes8(const Raw16<S>& raw, int h, float r,
                                            const bnb4::CodeBucket* buckets) {
   uint32_t word = 0;
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const float v0 = MulFtz(x[2 * j], r), v1 = MulFtz(x[2 * j + 1], r);
-    const uint32_t c0 = kType == QuantType::kNf4 ? bnb4::Nf4CodeBucket(v0, buckets)
-                                                 : bnb4::Fp4CodeBucket(v0, buckets);
-    const uint32_t c1 = kType == QuantType::kNf4 ? bnb4::Nf4CodeBucket(v1, buckets)
-                                                 : bnb4::Fp4CodeBucket(v1, buckets);
-    word |= bnb4::PackPair(c0, c1) << (8 * j);
+  for (int e = 0; e < 8; ++e) {
+    const float v = MulFtz(Element<S>(raw, 8 * h + e), r);
+    const int shift = 8 * (e / 2) + (e % 2 == 0 ? 4 : 0);
+    word |= bnb4::CodeNibbles(v, buckets, kCopies) & (0xfu << shift);
   }
   return word;
 }
 
-// One thread per 8 elements, kTeam = blocksize / 8 threads per bnb block.
-// CTAs stride over the tensor (a grid of a few CTAs per SM) so that each
-// copies the bucket table to shared memory once; every thread loads its next
-// 8 elements before it encodes the current ones.
-template <Src S, int kTeam, QuantType kType>
-__global__ void __launch_bounds__(kCtaSize<kTeam>) Bnb4Kernel(KernelArgs a) {
+// One thread per kPerThread elements, kTeam = blocksize / kPerThread
+// threads per bnb block. CTAs stride over the tensor (a grid of the CTAs
+// that fit on the device at once) so that each copies the bucket table to
+// shared memory once; every thread loads its next elements (raw bits) before
+// it encodes the current ones.
+template <Src S, int kTeam>
+__global__ void __launch_bounds__(kCtaSize<kTeam>, kMinCtasPerSm<kTeam>) Bnb4Kernel(KernelArgs a) {
   constexpr int kCta = kCtaSize<kTeam>;
-  __shared__ bnb4::CodeBucket buckets[bnb4::kBuckets];
+  __shared__ bnb4::CodeBucket table[bnb4::kBuckets * kCopies];
   __shared__ float warp_max[2][kCta / 32];
-  for (int i = threadIdx.x; i < bnb4::kBuckets; i += kCta) buckets[i] = a.buckets[i];
+  for (int i = threadIdx.x; i < bnb4::kBuckets * kCopies; i += kCta) {
+    const uint32_t codes = a.table.codes[i / kCopies];
+    table[i] = bnb4::CodeBucket{a.table.threshold[i / kCopies], (codes & 0xfu) * 0x11111111u,
+                                (codes >> 8) * 0x11111111u, 0u};
+  }
   __syncthreads();
-  const int64_t threads = (a.n + 7) / 8;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kCta;
-  int64_t t = static_cast<int64_t>(blockIdx.x) * kCta + threadIdx.x;
-  float next[8];
-  if (t < threads) Load8<S>(a.input, t * 8, a.n, next);
+  const bnb4::CodeBucket* buckets = table + threadIdx.x % kCopies;
+  // 32-bit indices: n <= kMaxElements < 2^31, and no t * kPerThread below
+  // (threads + stride) * kPerThread reaches 2^32.
+  const uint32_t n = static_cast<uint32_t>(a.n);
+  const uint32_t threads = (n + kPerThread - 1) / kPerThread;
+  const uint32_t stride = gridDim.x * kCta;
+  uint32_t t = blockIdx.x * kCta + threadIdx.x;
+  // Threads past the end carry zeros, which leave their team's max alone.
+  Raw16<S> next =
+      t < threads ? LoadRaw<S>(a.input, t * kPerThread, n) : source_bits::ZeroRaw16<S>();
   for (int iter = 0; t - threadIdx.x < threads; t += stride, ++iter) {
-    const int64_t first = t * 8;
-    const bool active = t < threads;
-    float x[8];
-#pragma unroll
-    for (int i = 0; i < 8; ++i) x[i] = active ? next[i] : 0.0f;
-    if (t + stride < threads) Load8<S>(a.input, (t + stride) * 8, a.n, next);
-    float m = 0.0f;
-    float nonfinite = 0.0f;  // x * 0 is NaN exactly for Inf and NaN
-#pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      m = MaxFtz(m, fabsf(x[i]));
-      nonfinite = __fmaf_rn(x[i], 0.0f, nonfinite);
+    const uint32_t first = t * kPerThread;
+    const Raw16<S> raw = next;
+    if (t + stride < threads) {
+      next = LoadRaw<S>(a.input, first + stride * kPerThread, n);
+    } else {
+      next = source_bits::ZeroRaw16<S>();
     }
+    // bitsandbytes' max.ftz of |x|: a subnormal float32 maximum is 0.
+    const uint32_t mbits = source_bits::MaxMagnitudeBits<S>(raw);
+    float m = bnb4::FlushSubnormal(source_bits::MagnitudeToFloat<S>(mbits));
     // Every lane of the CTA runs the same iterations: shuffles and barriers
-    // are reached by all.
+    // are reached by all. A block with a non-finite element is reported
+    // below (first_bad), which fails the whole encode.
     constexpr int kShuffleWidth = kTeam < 32 ? kTeam : 32;
 #pragma unroll
     for (int offset = kShuffleWidth / 2; offset > 0; offset >>= 1) {
@@ -157,74 +173,75 @@ __global__ void __launch_bounds__(kCtaSize<kTeam>) Bnb4Kernel(KernelArgs a) {
 #pragma unroll
       for (int w = 1; w < kTeam / 32; ++w) m = fmaxf(m, wm[w0 + w]);
     }
-    if (!active) continue;
-    if (nonfinite != nonfinite) {
-      for (int i = 0; i < 8; ++i) {
-        if (!isfinite(x[i])) {
-          atomicMin(a.first_bad, static_cast<unsigned long long>(first + i));
-          break;
-        }
+    if (t >= threads) continue;
+    if (source_bits::NonFiniteBits<S>(mbits)) {
+      int bad = 0;
+#pragma unroll
+      for (int i = kPerThread - 1; i >= 0; --i) {
+        if (!isfinite(Element<S>(raw, i))) bad = i;
       }
+      atomicMin(a.first_bad, static_cast<unsigned long long>(first + bad));
       continue;
     }
-    if (threadIdx.x % kTeam == 0) a.absmax[first / (8 * kTeam)] = m;
+    if (threadIdx.x % kTeam == 0) a.absmax[first / (kPerThread * kTeam)] = m;
     // An all-zero block: every x * r is NaN, code 0 for NF4 and FP4.
-    const uint32_t word = m == 0.0f ? 0u : Codes8<kType>(x, bnb4::BlockFactor(m), buckets);
-    if (first + 8 <= a.n) {
-      __stcs(reinterpret_cast<uint32_t*>(a.packed) + first / 8, word);
+    uint2 words = make_uint2(0u, 0u);
+    if (m != 0.0f) {
+      const float r = bnb4::BlockFactor(m);
+      words = make_uint2(Codes8<S>(raw, 0, r, buckets), Codes8<S>(raw, 1, r, buckets));
+    }
+    if (first + kPerThread <= n) {
+      __stcs(reinterpret_cast<uint2*>(a.packed) + first / kPerThread, words);
     } else {
-      const int64_t bytes = (a.n - first + 1) / 2;
-      for (int64_t j = 0; j < bytes; ++j) {
-        a.packed[first / 2 + j] = static_cast<uint8_t>(word >> (8 * j));
+      const uint64_t all = (static_cast<uint64_t>(words.y) << 32) | words.x;
+      const uint32_t bytes = (n - first + 1) / 2;
+      for (uint32_t j = 0; j < bytes; ++j) {
+        a.packed[first / 2 + j] = static_cast<uint8_t>(all >> (8 * j));
       }
     }
   }
 }
 
-template <Src S, int kTeam, QuantType kType>
+template <Src S, int kTeam>
 cudaError_t LaunchTyped(const KernelArgs& k, cudaStream_t stream) {
   constexpr int kCta = kCtaSize<kTeam>;
   static const int resident = [] {
     int device = 0, sms = 0, per_sm = 0;
     cudaGetDevice(&device);
     cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Bnb4Kernel<S, kTeam, kType>, kCta, 0);
+    cudaFuncSetAttribute(Bnb4Kernel<S, kTeam>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                         cudaSharedmemCarveoutMaxShared);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, Bnb4Kernel<S, kTeam>, kCta, 0);
     return std::max(1, sms) * std::max(1, per_sm);
   }();
-  const int64_t threads = (k.n + 7) / 8;
+  const int64_t threads = (k.n + kPerThread - 1) / kPerThread;
   const int64_t blocks = std::min<int64_t>((threads + kCta - 1) / kCta, resident);
-  Bnb4Kernel<S, kTeam, kType><<<static_cast<unsigned>(blocks), kCta, 0, stream>>>(k);
+  Bnb4Kernel<S, kTeam><<<static_cast<unsigned>(blocks), kCta, 0, stream>>>(k);
   return cudaGetLastError();
 }
 
-template <Src S, QuantType kType>
+template <Src S>
 cudaError_t LaunchBlock(int blocksize, const KernelArgs& k, cudaStream_t stream) {
   switch (blocksize) {
     case 32:
-      return LaunchTyped<S, 4, kType>(k, stream);
+      return LaunchTyped<S, 32 / kPerThread>(k, stream);
     case 64:
-      return LaunchTyped<S, 8, kType>(k, stream);
+      return LaunchTyped<S, 64 / kPerThread>(k, stream);
     case 128:
-      return LaunchTyped<S, 16, kType>(k, stream);
+      return LaunchTyped<S, 128 / kPerThread>(k, stream);
     case 256:
-      return LaunchTyped<S, 32, kType>(k, stream);
+      return LaunchTyped<S, 256 / kPerThread>(k, stream);
     case 512:
-      return LaunchTyped<S, 64, kType>(k, stream);
+      return LaunchTyped<S, 512 / kPerThread>(k, stream);
     case 1024:
-      return LaunchTyped<S, 128, kType>(k, stream);
+      return LaunchTyped<S, 1024 / kPerThread>(k, stream);
     case 2048:
-      return LaunchTyped<S, 256, kType>(k, stream);
+      return LaunchTyped<S, 2048 / kPerThread>(k, stream);
     case 4096:
-      return LaunchTyped<S, 512, kType>(k, stream);
+      return LaunchTyped<S, 4096 / kPerThread>(k, stream);
     default:
       return cudaErrorInvalidValue;
   }
-}
-
-template <Src S>
-cudaError_t LaunchSrc(const Bnb4DeviceArgs& a, const KernelArgs& k) {
-  return a.type == QuantType::kNf4 ? LaunchBlock<S, QuantType::kNf4>(a.blocksize, k, a.stream)
-                                   : LaunchBlock<S, QuantType::kFp4>(a.blocksize, k, a.stream);
 }
 
 // Device buffers freed on scope exit.
@@ -306,14 +323,16 @@ cudaError_t LaunchBnb4(const Bnb4DeviceArgs& a) {
   k.packed = a.packed;
   k.absmax = a.absmax;
   k.first_bad = a.first_bad;
-  if (!bnb4::BuildCodeBuckets(a.type, k.buckets)) return cudaErrorInvalidValue;
+  const CompactTable* table = TableFor(a.type);
+  if (table == nullptr) return cudaErrorInvalidValue;
+  k.table = *table;
   switch (a.source) {
     case DType::kF32:
-      return LaunchSrc<Src::kF32>(a, k);
+      return LaunchBlock<Src::kF32>(a.blocksize, k, a.stream);
     case DType::kF16:
-      return LaunchSrc<Src::kF16>(a, k);
+      return LaunchBlock<Src::kF16>(a.blocksize, k, a.stream);
     case DType::kBF16:
-      return LaunchSrc<Src::kBF16>(a, k);
+      return LaunchBlock<Src::kBF16>(a.blocksize, k, a.stream);
     default:
       return cudaErrorInvalidValue;
   }

@@ -2,13 +2,18 @@
 // with core/formats/bnb4_layout.h, so its codes and block absmax equal the
 // scalar reference's bit for bit (tests/kernels/bnb_kernels_test.cc).
 //
-// One thread per 8 consecutive elements of the flattened weight (one 16-byte
-// load for 16-bit sources), blocksize / 8 adjacent threads per bnb block:
-// max |x| by shuffles (and shared memory for blocks over 256 elements), the
-// factor 1 / absmax once per thread, each code by one lookup in a table of
-// 1/128-wide buckets (bnb4::CodeBucket, in shared memory) and one compare,
-// one 4-byte store of 8 codes. A grid of a few CTAs per SM strides over the
-// tensor, loading the next 8 elements before encoding the current ones.
+// One thread per 16 consecutive elements of the flattened weight (two
+// 16-byte loads for 16-bit sources, kept as raw bits), blocksize / 16
+// adjacent threads per bnb block: max |x| on the raw bits (two 16-bit lanes
+// per integer max) and by shuffles (and shared memory for blocks over 512
+// elements), the factor 1 / absmax once per thread, each code by one 128-bit
+// lookup in a table of 1/128-wide buckets (bnb4::CodeBucket: a threshold
+// and both codes repeated in every nibble, so a compare, a select and a
+// masked OR place a code), one 8-byte store of 16 codes. Each CTA expands
+// the table (cached per type on the host, passed in the launch parameters)
+// into 8 copies in shared memory, so the lanes of a load never share a bank;
+// a grid of the CTAs that fit on the device strides over the tensor, loading
+// the next 16 elements before encoding the current ones.
 //
 // The CUDA encoder (kernels/cuda/cuda_encoder.h) runs it through
 // Bnb4DeviceKernel(), whose plan indexes the packed codes by element pairs

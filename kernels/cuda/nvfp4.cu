@@ -1,4 +1,3 @@
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -7,6 +6,7 @@
 #include "core/formats/nvfp4.h"
 #include "core/formats/nvfp4_layout.h"
 #include "kernels/cuda/nvfp4.cuh"
+#include "kernels/cuda/source_bits.cuh"
 
 namespace quantd {
 namespace {
@@ -16,7 +16,8 @@ using nvfp4::Layout;
 
 constexpr int kThreads = 256;
 
-enum class Src { kF32, kF16, kBF16 };
+using source_bits::Raw16;
+using source_bits::Src;
 
 // Kernel arguments, passed by value.
 struct Args {
@@ -31,163 +32,71 @@ struct Args {
   unsigned long long* first_bad;
 };
 
-// The raw bits of one block: 2 (16-bit sources) or 4 (F32) 16-byte vectors.
-template <Src kSrc>
-struct RawBlock {
-  static constexpr int kVecs = kSrc == Src::kF32 ? 4 : 2;
-  uint4 v[kVecs];
-};
-
-template <Src kSrc>
-__device__ __forceinline__ RawBlock<kSrc> LoadBlock(const void* in, int64_t k) {
-  RawBlock<kSrc> r;
-  const uint4* p = reinterpret_cast<const uint4*>(in) + k * RawBlock<kSrc>::kVecs;
-#pragma unroll
-  for (int i = 0; i < RawBlock<kSrc>::kVecs; ++i) r.v[i] = __ldcs(p + i);  // read once
-  return r;
-}
-
-// Word i (of 16-bit pairs, or of float32 bits) of a block.
-template <Src kSrc>
-__device__ __forceinline__ uint32_t Word(const RawBlock<kSrc>& r, int i) {
-  const uint4& v = r.v[i / 4];
-  switch (i % 4) {
-    case 0:
-      return v.x;
-    case 1:
-      return v.y;
-    case 2:
-      return v.z;
-    default:
-      return v.w;
-  }
-}
-
-// The 16 elements as float32 (exact conversions).
-template <Src kSrc>
-__device__ __forceinline__ void ToFloats(const RawBlock<kSrc>& r, float (&x)[kBlockSize]) {
-#pragma unroll
-  for (int i = 0; i < (kSrc == Src::kF32 ? 16 : 8); ++i) {
-    const uint32_t w = Word<kSrc>(r, i);
-    if constexpr (kSrc == Src::kF32) {
-      x[i] = __uint_as_float(w);
-    } else if constexpr (kSrc == Src::kBF16) {
-      x[2 * i] = __uint_as_float(w << 16);
-      x[2 * i + 1] = __uint_as_float(w & 0xffff0000u);
-    } else {
-      x[2 * i] = __half2float(__ushort_as_half(static_cast<unsigned short>(w & 0xffffu)));
-      x[2 * i + 1] = __half2float(__ushort_as_half(static_cast<unsigned short>(w >> 16)));
-    }
-  }
-}
-
-// The largest magnitude of the block in the source's own bits (magnitudes
-// order as the values do) and whether it is Inf or NaN.
-template <Src kSrc>
-__device__ __forceinline__ uint32_t MaxMagnitudeBits(const RawBlock<kSrc>& r) {
-  uint32_t m = 0;
-  if constexpr (kSrc == Src::kF32) {
-#pragma unroll
-    for (int i = 0; i < 16; ++i) m = max(m, Word<kSrc>(r, i) & 0x7fffffffu);
-  } else {
-#pragma unroll
-    for (int i = 0; i < 8; ++i) m = __vmaxu2(m, Word<kSrc>(r, i) & 0x7fff7fffu);
-    m = max(m & 0xffffu, m >> 16);
-  }
-  return m;
-}
-
-template <Src kSrc>
-__device__ __forceinline__ bool NonFiniteBits(uint32_t m) {
-  if constexpr (kSrc == Src::kF32) return m >= 0x7f800000u;
-  if constexpr (kSrc == Src::kBF16) return m >= 0x7f80u;
-  return m >= 0x7c00u;
-}
-
-template <Src kSrc>
-__device__ __forceinline__ float MagnitudeToFloat(uint32_t m) {
-  if constexpr (kSrc == Src::kF32) return __uint_as_float(m);
-  if constexpr (kSrc == Src::kBF16) return __uint_as_float(m << 16);
-  return __half2float(__ushort_as_half(static_cast<unsigned short>(m)));
-}
-
 // ---------------------------------------------------------------------------
-// Element codes by thresholds on |x|
+// Element codes
 //
-// The reference's element code is E2M1MagnitudeRef(RN(|x| / d)), the count
-// of the grid midpoints t_i (.25, .75, 1.25, 1.75, 2.5, 3.5, 5) that
-// RN(|x| / d) passes (> for .25, 1.25, 2.5, 5; >= for the others). As RN
-// is monotone, each test is |x| >= X_i for one float X_i per (d, i):
-//   RN(q) >= t (t's float32 significand even, as for every t_i) iff
-//     q >= t - ulp/2 (the midpoint below t; a tie goes to t, the even one);
-//   RN(q) > t iff q > t + ulp/2 (a tie at the midpoint above goes to t).
-// With m_i those midpoints (25 significant bits) m_i * d is exact in
-// double, so X_i = the smallest float >= m_i * d (> for the strict ones).
-// A CTA computes the 7 thresholds of each of the 128 scale codes once;
-// an element then costs three compares and four selects instead of an
-// exact division and the rounding to the E2M1 grid.
-// tests/kernels/nvfp4_kernels_test.cc runs a host twin of this construction
+// The reference's element code is E2M1MagnitudeRef(RN(|x| / d)) plus 8 for
+// x < 0. The kernel computes RN(|x| / d) as nvfp4::FastQuotient (a multiply
+// by y = RN(1 / d) and two FMA corrections) wherever nvfp4::Fast holds for
+// the block (any other block divides), and the code as
+// nvfp4::E2M1MagnitudeBiased (three FMAs and three min): an element costs
+// about a dozen FP-pipe instructions and one integer multiply-add to pack,
+// where compares and selects would load the slower integer pipe. d and y of
+// each of the 128 scale codes are computed once per CTA, in shared memory.
+// tests/kernels/nvfp4_kernels_test.cc runs this arithmetic on the host
 // against nvfp4::EncodeElement on every BF16 value for every scale code,
 // both layouts and tensor scales from 0 to FLT_MAX; its GPU tests compare
 // the kernel with the reference.
 
-__constant__ double kMidpoints[7] = {0.25 + 0x1p-26, 0.75 - 0x1p-25, 1.25 + 0x1p-24, 1.75 - 0x1p-24,
-                                     2.5 + 0x1p-23,  3.5 - 0x1p-23,  5.0 + 0x1p-22};
-
-// Thresholds X_0..X_3 in .x..w of the first float4, X_4..X_6 in the second.
-struct Thresholds {
-  float4 lo, hi;
-};
-
-// The thresholds of every scale code (0x7f, NaN, never occurs: E4M3
-// conversion saturates), filled by each CTA in shared memory.
+// The divisor and reciprocal of every scale code (0x7f, NaN, never occurs:
+// E4M3 conversion saturates), filled by each CTA.
 template <Layout kLayout>
-__device__ __forceinline__ void FillThresholdTable(Thresholds* table, float global) {
+__device__ __forceinline__ void FillQuotientTable(float2* table, float global) {
   for (uint32_t c = threadIdx.x; c < 128; c += kThreads) {
-    const double d = nvfp4::BlockDivisor(c, global, kLayout);
-    float x[8];
-#pragma unroll
-    for (int i = 0; i < 7; ++i) {
-      const double v = __dmul_rn(kMidpoints[i], d);  // exact
-      float f = __double2float_ru(v);                // smallest float >= v
-      if (i % 2 == 0 && static_cast<double>(f) == v) f = __uint_as_float(__float_as_uint(f) + 1);
-      x[i] = f;
-    }
-    table[c].lo = make_float4(x[0], x[1], x[2], x[3]);
-    table[c].hi = make_float4(x[4], x[5], x[6], 0.0f);
+    const nvfp4::Quotient q = nvfp4::MakeQuotient(nvfp4::BlockDivisor(c, global, kLayout));
+    table[c] = make_float2(q.d, q.y);
   }
 }
 
+// Sum over the 8 nibbles of kE2M1BiasedBits << 4e: what packing the biased
+// floats' bits by multiply-adds leaves on top of the codes.
+constexpr uint32_t kPackBias = nvfp4::kE2M1BiasedBits * 0x11111111u;
+
 // Codes of the 16 elements packed as the format stores them (element e at
-// bits 4e of the little-endian 8 bytes): a binary search over the
-// thresholds; sign 8 for x < 0 (not for -0.0).
-__device__ __forceinline__ uint2 PackCodes(const float (&x)[kBlockSize], Thresholds t) {
-  uint32_t w[2] = {0, 0};
+// bits 4e of the little-endian 8 bytes); sign 8 for x < 0 (not for -0.0).
+// kFast: the block's quotients by FastQuotient, else by division.
+template <bool kFast>
+__device__ __forceinline__ uint2 PackCodes(const float (&x)[kBlockSize], nvfp4::Quotient q) {
+  uint32_t w[2];
 #pragma unroll
-  for (int e = 0; e < kBlockSize; ++e) {
-    const float ax = fabsf(x[e]);
-    const bool p2 = ax >= t.lo.w;  // code >= 4
-    const bool p1 = ax >= (p2 ? t.hi.y : t.lo.y);
-    const bool p0 = ax >= (p2 ? (p1 ? t.hi.z : t.hi.x) : (p1 ? t.lo.z : t.lo.x));
-    const uint32_t code =
-        (p2 ? 4u : 0u) + (p1 ? 2u : 0u) + (p0 ? 1u : 0u) + (x[e] < 0.0f ? 8u : 0u);
-    w[e / 8] += code << (4 * (e % 8));
+  for (int half = 0; half < 2; ++half) {
+    uint32_t acc = 0;
+#pragma unroll
+    for (int e = 8 * half + 7; e >= 8 * half; --e) {
+      const float ax = fabsf(x[e]);
+      const float a = kFast ? nvfp4::FastQuotient(ax, q) : nvfp4::DivRn(ax, q.d);
+      const float sign = x[e] < 0.0f ? 8.0f : 0.0f;
+      const float biased = __fadd_rn(nvfp4::E2M1MagnitudeBiased(a), sign);  // exact
+      acc = acc * 16u + __float_as_uint(biased);
+    }
+    w[half] = acc - kPackBias;
   }
   return make_uint2(w[0], w[1]);
 }
 
 // Blocks per thread and group: all their loads are issued together (and,
-// in a CTA's first group, before it builds its threshold table).
+// in a CTA's first group, before it builds its quotient table).
 constexpr int kBlocksPerThread = 4;
 
 // Encodes block k (loaded as `raw`).
 template <Src kSrc, Layout kLayout>
-__device__ __forceinline__ void EncodeBlock(const Args& a, const Thresholds* table,
-                                            const RawBlock<kSrc>& raw, int64_t k) {
+__device__ __forceinline__ void EncodeBlock(const Args& a, const float2* table,
+                                            const Raw16<kSrc>& raw, int64_t k) {
   float x[kBlockSize];
-  ToFloats<kSrc>(raw, x);
-  const uint32_t mbits = MaxMagnitudeBits<kSrc>(raw);
-  if (NonFiniteBits<kSrc>(mbits)) {
+#pragma unroll
+  for (int e = 0; e < kBlockSize; ++e) x[e] = source_bits::Element<kSrc>(raw, e);
+  const uint32_t mbits = source_bits::MaxMagnitudeBits<kSrc>(raw);
+  if (source_bits::NonFiniteBits<kSrc>(mbits)) {
     int bad = kBlockSize;
 #pragma unroll
     for (int e = kBlockSize - 1; e >= 0; --e) {
@@ -196,36 +105,42 @@ __device__ __forceinline__ void EncodeBlock(const Args& a, const Thresholds* tab
     atomicMin(a.first_bad, static_cast<unsigned long long>(k * kBlockSize + bad));
     return;
   }
-  const float b = MagnitudeToFloat<kSrc>(mbits);
+  const float b = source_bits::MagnitudeToFloat<kSrc>(mbits);
   const uint32_t code = nvfp4::BlockScaleCode(b, a.global, a.div, a.div_reciprocal, kLayout);
   a.scales[k] = static_cast<uint8_t>(code);
-  // Two 16-byte shared loads into registers (a reference would let the
-  // compiler load a threshold per element).
-  const Thresholds t{table[code].lo, table[code].hi};
-  __stcs(a.packed + k, PackCodes(x, t));
+  const float2 dy = table[code];
+  const nvfp4::Quotient q{dy.x, dy.y};
+  __stcs(a.packed + k, nvfp4::Fast(q, b) ? PackCodes<true>(x, q) : PackCodes<false>(x, q));
 }
+
+// CTAs per SM the register allocation must allow (64 registers for BF16,
+// which fit without spilling; the other sources need more).
+template <Src kSrc>
+constexpr int kMinCtasPerSm = kSrc == Src::kBF16  ? 4
+                              : kSrc == Src::kF16 ? 3
+                                                  : 2;
 
 // Thread t of a CTA encodes, per group g of kThreads * kBlocksPerThread
 // blocks, blocks g * kThreads * kBlocksPerThread + t + i * kThreads,
 // i < kBlocksPerThread (a warp's load instructions each cover 32 adjacent
 // blocks). CTAs stride over the groups (a grid of the CTAs that fit on the
-// device at once), so each builds its threshold table once, overlapped with
+// device at once), so each builds its quotient table once, overlapped with
 // its first group's loads.
 template <Src kSrc, Layout kLayout>
-__global__ void __launch_bounds__(kThreads) EncodeBlocksKernel(Args a) {
-  __shared__ Thresholds table[128];
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm<kSrc>) EncodeBlocksKernel(Args a) {
+  __shared__ float2 table[128];
   constexpr int64_t kPerCta = int64_t{kThreads} * kBlocksPerThread;
   const int64_t groups = (a.blocks + kPerCta - 1) / kPerCta;
   for (int64_t g = blockIdx.x; g < groups; g += gridDim.x) {
     const int64_t first = g * kPerCta + threadIdx.x;
-    RawBlock<kSrc> raw[kBlocksPerThread];
+    Raw16<kSrc> raw[kBlocksPerThread];
 #pragma unroll
     for (int i = 0; i < kBlocksPerThread; ++i) {
       const int64_t k = first + i * kThreads;
-      if (k < a.blocks) raw[i] = LoadBlock<kSrc>(a.input, k);
+      if (k < a.blocks) raw[i] = source_bits::LoadRaw16<kSrc>(a.input, k * kBlockSize);
     }
     if (g == blockIdx.x) {
-      FillThresholdTable<kLayout>(table, a.global);
+      FillQuotientTable<kLayout>(table, a.global);
       __syncthreads();
     }
 #pragma unroll

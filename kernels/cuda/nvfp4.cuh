@@ -7,10 +7,12 @@
 // chunk is a flat run of 16-element blocks; thread t of a CTA encodes 4
 // blocks (t + 256 i: each warp load covers 32 adjacent blocks), issuing all
 // their loads (two or four 16-byte vectors each) before the CTA builds its
-// table, and writes each block's E4M3 scale byte and 8 packed bytes. The
-// tensor scale is computed on the host (FillHostParts). Element codes come
-// from per-scale-code thresholds on |x| (nvfp4.cu says why they equal
-// E2M1MagnitudeRef(RN(|x| / d))) instead of a division per element.
+// table of per-scale-code divisors, and writes each block's E4M3 scale byte
+// and 8 packed bytes. The tensor scale is computed on the host
+// (FillHostParts). An element's code is the exact quotient RN(|x| / d) by
+// multiply and FMA corrections, rounded to the E2M1 grid by three FMAs and
+// three min (nvfp4.cu says why this equals the reference), all on the FP
+// pipes.
 // Non-finite inputs: the block is not written and the first bad index is
 // atomicMin'd into first_bad. docs/research/nvfp4_format.md describes the
 // format.

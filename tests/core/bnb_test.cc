@@ -152,8 +152,8 @@ TEST(Bnb4Test, BucketLookupEqualsBitsandbytesTrees) {
   int checked = 0;
   for (float x : xs) {
     if (!(std::fabs(x) < kMax)) continue;
-    ASSERT_EQ(bnb4::Nf4Code(x), bnb4::Nf4CodeBucket(x, nf4)) << x;
-    ASSERT_EQ(bnb4::Fp4Code(x), bnb4::Fp4CodeBucket(x, fp4)) << x;
+    ASSERT_EQ(bnb4::Nf4Code(x), bnb4::CodeBucketLookup(x, nf4)) << x;
+    ASSERT_EQ(bnb4::Fp4Code(x), bnb4::CodeBucketLookup(x, fp4)) << x;
     ++checked;
   }
   EXPECT_GT(checked, 1000000);

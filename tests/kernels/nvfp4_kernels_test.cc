@@ -73,39 +73,18 @@ Tensor NearTieWeight(int64_t rows, int64_t cols, Layout layout, float tensor_ama
   return t;
 }
 
-// The CUDA kernel's element thresholds (kernels/cuda/nvfp4.cu,
-// FillThresholdTable) computed on the host: X_i = the smallest float >=
-// m_i * d (> for the strict midpoints, even i), m_i the float32 midpoints
-// around the E2M1 grid's rounding points, m_i * d exact in double.
-struct HostThresholds {
-  float x[7];
-};
-
-HostThresholds ThresholdsFor(float d) {
-  static const double kMid[7] = {0.25 + 0x1p-26, 0.75 - 0x1p-25, 1.25 + 0x1p-24, 1.75 - 0x1p-24,
-                                 2.5 + 0x1p-23,  3.5 - 0x1p-23,  5.0 + 0x1p-22};
-  HostThresholds t;
-  for (int i = 0; i < 7; ++i) {
-    const double v = kMid[i] * static_cast<double>(d);
-    float f = static_cast<float>(v);
-    if (static_cast<double>(f) < v) f = std::nextafter(f, INFINITY);  // round up
-    if (i % 2 == 0 && static_cast<double>(f) == v) f = std::nextafter(f, INFINITY);
-    t.x[i] = f;
-  }
-  return t;
-}
-
-// The kernel's element code: a binary search over the thresholds.
-uint32_t ThresholdCode(float x, const HostThresholds& t) {
+// The CUDA kernel's element code (kernels/cuda/nvfp4.cu, PackCodes) for a
+// block with largest magnitude b and divisor d: the quotient by
+// FastQuotient where Fast holds, else by division; the code by
+// E2M1Magnitude; sign 8 for x < 0.
+uint32_t KernelCode(float x, const nvfp4::Quotient& q, bool fast) {
   const float ax = std::fabs(x);
-  const bool p2 = ax >= t.x[3];
-  const bool p1 = ax >= (p2 ? t.x[5] : t.x[1]);
-  const bool p0 = ax >= (p2 ? (p1 ? t.x[6] : t.x[4]) : (p1 ? t.x[2] : t.x[0]));
-  return (p2 ? 4u : 0u) + (p1 ? 2u : 0u) + (p0 ? 1u : 0u) + (x < 0.0f ? 8u : 0u);
+  const float a = fast ? nvfp4::FastQuotient(ax, q) : nvfp4::DivRn(ax, q.d);
+  return nvfp4::E2M1Magnitude(a) + (x < 0.0f ? 8u : 0u);
 }
 
 // The CUDA kernel's arithmetic (kernels/cuda/nvfp4.cu: BlockScaleCode and
-// the per-code thresholds) run on the host, block by block, so that it is
+// the per-code quotients) run on the host, block by block, so that it is
 // checked against the reference even where no GPU is present. Returns the
 // packed bytes and scale bytes.
 void EmulateKernel(const FormatParams& p, const Tensor& w, std::vector<uint8_t>* packed,
@@ -125,28 +104,32 @@ void EmulateKernel(const FormatParams& p, const Tensor& w, std::vector<uint8_t>*
       b = std::fmax(b, std::fabs(x[j]));
     }
     const uint32_t code = nvfp4::BlockScaleCode(b, global, div, div_reciprocal, layout);
-    const HostThresholds t = ThresholdsFor(nvfp4::BlockDivisor(code, global, layout));
+    const nvfp4::Quotient q = nvfp4::MakeQuotient(nvfp4::BlockDivisor(code, global, layout));
+    const bool fast = nvfp4::Fast(q, b);
     (*scales)[static_cast<size_t>(k)] = static_cast<uint8_t>(code);
     for (int j = 0; j < 16; ++j) {
-      const uint32_t c = ThresholdCode(x[j], t);
+      const uint32_t c = KernelCode(x[j], q, fast);
       (*packed)[static_cast<size_t>(8 * k + j / 2)] |= static_cast<uint8_t>(c << (4 * (j % 2)));
     }
   }
 }
 
 // Every BF16 value (both signs) against nvfp4::EncodeElement, for every
-// scale code that can occur and both layouts, across tensor scales.
-TEST(Nvfp4KernelArithmeticTest, ThresholdCodesEqualReferenceOnEveryBf16Value) {
+// scale code that can occur and both layouts, across tensor scales, in a
+// block whose largest magnitude is the value itself or 6 d (Fast permitting).
+TEST(Nvfp4KernelArithmeticTest, KernelCodesEqualReferenceOnEveryBf16Value) {
   for (Layout layout : kLayouts) {
     for (float amax : {0.0f, 1e-30f, 0.02f, 7.5f, 3.3895e38f}) {
       const float global = nvfp4::GlobalScale(amax, layout);
       for (uint32_t code = 1; code < 0x7f; ++code) {
         const float d = nvfp4::BlockDivisor(code, global, layout);
-        const HostThresholds t = ThresholdsFor(d);
+        const nvfp4::Quotient q = nvfp4::MakeQuotient(d);
         int mismatches = 0;
         for (uint32_t h = 0; h < 0x10000; ++h) {
           const float x = Bf16ToFloat(static_cast<uint16_t>(h));
-          if (std::isfinite(x) && ThresholdCode(x, t) != nvfp4::EncodeElement(x, d)) ++mismatches;
+          if (!std::isfinite(x)) continue;
+          const bool fast = nvfp4::Fast(q, std::fmax(std::fabs(x), 6.0f * d));
+          if (KernelCode(x, q, fast) != nvfp4::EncodeElement(x, d)) ++mismatches;
         }
         ASSERT_EQ(mismatches, 0) << LayoutName(layout) << " amax " << amax << " code " << code;
       }
