@@ -2,7 +2,7 @@
 //
 //   gguf_bench --model DIR [--types Q4_K_M,Q6_K] [--devices cuda,cpu] [--out DIR]
 //              [--rate] [--ggml-lib libggml-base.so] [--rate-rows N]
-//              [--rate-types Q4_1,Q5_0] [--keep]
+//              [--rate-types Q4_1,Q5_0] [--rate-reps N] [--keep]
 //
 // End to end: a HF model folder (e.g. the Llama-3-8B-shaped random BF16 one
 // `model_bench --model DIR --generate` writes) to one .gguf, run as a quantize
@@ -15,7 +15,8 @@
 // a [rate-rows, 4096] F32 matrix for each ggml type, and, with --ggml-lib,
 // of ggml_quantize_chunk (the function llama-quantize runs per row chunk)
 // on the same matrix, whose bytes are also compared. Rates are per second of
-// the thread's CPU time, best of 5, the two libraries interleaved.
+// the thread's CPU time, best of --rate-reps (default 5), the two libraries
+// interleaved.
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <time.h>
@@ -222,7 +223,7 @@ double ThreadCpuSeconds() {
 using QuantizeChunkFn = size_t (*)(int, const float*, void*, int64_t, int64_t, int64_t,
                                    const float*);
 
-int Rate(const std::string& ggml_lib, int64_t rows, const std::string& only) {
+int Rate(const std::string& ggml_lib, int64_t rows, int reps, const std::string& only) {
   const int64_t cols = 4096;
   std::vector<float> x(static_cast<size_t>(rows * cols)), w(static_cast<size_t>(cols));
   std::mt19937 rng(1);
@@ -257,10 +258,9 @@ int Rate(const std::string& ggml_lib, int64_t rows, const std::string& only) {
       const float* qw = imatrix ? w.data() : nullptr;
       const size_t bytes = static_cast<size_t>(rows * *RowBytes(t, cols));
       std::vector<uint8_t> ours(bytes), theirs(bytes);
-      // Best of kReps of this thread's CPU time (per core: time spent
+      // Best of `reps` of this thread's CPU time (per core: time spent
       // preempted by other processes does not count), ours and ggml's
       // interleaved so that both see the same load (the machine may be shared).
-      constexpr int kReps = 5;
       const auto once = [&](auto&& fn) {
         const double t0 = ThreadCpuSeconds();
         fn();
@@ -271,7 +271,7 @@ int Rate(const std::string& ggml_lib, int64_t rows, const std::string& only) {
         chunk(static_cast<int>(t), x.data(), theirs.data(), 0, rows, cols, qw);
       };
       double best_ours = 1e30, best_ggml = 1e30;
-      for (int rep = 0; rep < kReps; ++rep) {
+      for (int rep = 0; rep < reps; ++rep) {
         best_ours = std::min(best_ours, once(run_ours));
         if (chunk != nullptr) best_ggml = std::min(best_ggml, once(run_ggml));
       }
@@ -295,6 +295,7 @@ int Run(int argc, char** argv) {
   std::string model, out, types = "Q4_K_M", devices = "cuda", ggml_lib;
   bool keep = false, rate = false;
   int64_t rate_rows = 256;
+  int rate_reps = 5;
   std::string rate_types;  // empty: every type
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -311,6 +312,8 @@ int Run(int argc, char** argv) {
       ggml_lib = next();
     else if (a == "--rate-rows")
       rate_rows = std::stoll(next());
+    else if (a == "--rate-reps")
+      rate_reps = std::max(1, std::stoi(next()));
     else if (a == "--rate-types")
       rate_types = next();
     else if (a == "--rate")
@@ -321,7 +324,7 @@ int Run(int argc, char** argv) {
   if (model.empty() && !rate) {
     std::fprintf(stderr,
                  "usage: gguf_bench --model DIR [--types Q4_K_M] [--devices cuda,cpu] "
-                 "[--rate [--ggml-lib PATH]]\n");
+                 "[--rate [--ggml-lib PATH] [--rate-rows N] [--rate-reps N]]\n");
     return 2;
   }
   int failures = 0;
@@ -341,7 +344,7 @@ int Run(int argc, char** argv) {
                 std::thread::hardware_concurrency());
     failures += EndToEnd(model_dir, out_root, types, devices, keep);
   }
-  if (rate) failures += Rate(ggml_lib, rate_rows, rate_types);
+  if (rate) failures += Rate(ggml_lib, rate_rows, rate_reps, rate_types);
   return failures == 0 ? 0 : 1;
 }
 
