@@ -264,11 +264,13 @@ void JobManager::Finish(Active* a, absl::StatusOr<v1::JobResult> result) {
     type = v1::JobEvent::TYPE_FAILED;
   }
   *job.mutable_finish_time() = NowProto();
-  absl::Status s = Commit(&job, type);
-  if (!s.ok()) spdlog::error("job {}: storing the final state failed: {}", job.id(), s.ToString());
+  // Counted before the final state is stored: a client that sees the job
+  // finished and then scrapes /metrics finds it counted.
   const double seconds = absl::ToDoubleSeconds(absl::Now() - a->started);
   metrics_->JobFinished(KindName(job.kind()), MethodLabel(job.spec()), StateName(job.state()),
                         seconds);
+  absl::Status s = Commit(&job, type);
+  if (!s.ok()) spdlog::error("job {}: storing the final state failed: {}", job.id(), s.ToString());
   spdlog::info("job {} {} after {:.2f} s{}{}", job.id(), StateName(job.state()), seconds,
                job.has_error() ? ": " : "", job.error().message());
 }

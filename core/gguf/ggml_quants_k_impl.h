@@ -201,19 +201,19 @@ QUANTD_HD void Q3KFinish(const float* x, const float* qw, KScratch* s, BlockQ3_K
       L[16 * j + ii] = static_cast<int8_t>(l + 4);
     }
   }
-  for (int k = 0; k < kQK_K / 8; ++k) y->hmask[k] = 0;
-  int m = 0;
-  uint8_t hm = 1;
-  for (int j = 0; j < kQK_K; ++j) {
-    if (L[j] > 3) {
-      y->hmask[m] = static_cast<uint8_t>(y->hmask[m] | hm);
-      L[j] = static_cast<int8_t>(L[j] - 4);
-    }
-    if (++m == kQK_K / 8) {
-      m = 0;
-      hm = static_cast<uint8_t>(hm << 1);
+  // ggml walks j with m = j % 32 and hm = 1 << (j / 32), branching on
+  // L[j] > 3; the same bits without the branch (a coin flip per value on
+  // the host) and in an order that vectorizes.
+  uint8_t hmask[kQK_K / 8] = {};
+  for (int b = 0; b < 8; ++b) {
+    for (int m = 0; m < kQK_K / 8; ++m) {
+      const int j = (kQK_K / 8) * b + m;
+      const uint8_t high = L[j] > 3 ? 1 : 0;
+      hmask[m] = static_cast<uint8_t>(hmask[m] | (high << b));
+      L[j] = static_cast<int8_t>(L[j] - 4 * high);
     }
   }
+  for (int k = 0; k < kQK_K / 8; ++k) y->hmask[k] = hmask[k];
   Pack2Bit(s->L, y->qs);
 }
 

@@ -9,6 +9,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -35,6 +36,14 @@ void QuantizeRow(const float* x, int64_t cols, const float* importance, uint8_t*
   const int64_t nb = cols / kQK;
   Block b;
   if (importance == nullptr || kImpl == nullptr) {
+    if (reinterpret_cast<uintptr_t>(out) % alignof(Block) == 0) {
+      // The usual case: blocks written in place, as ggml does (building
+      // each in `b` and copying it out cost Q4_1 a store-forwarding stall
+      // per block).
+      Block* y = reinterpret_cast<Block*>(out);
+      for (int64_t i = 0; i < nb; ++i) kRef(x + i * kQK, y + i);
+      return;
+    }
     for (int64_t i = 0; i < nb; ++i) {
       kRef(x + i * kQK, &b);
       std::memcpy(out + i * sizeof(Block), &b, sizeof(Block));

@@ -15,10 +15,19 @@
 namespace quantd {
 namespace ggml {
 
-// amax and the value of largest magnitude (first one on ties). Local
+// amax and the value of largest magnitude (first one on ties), and the
+// minimum and maximum, as ggml's block loops compute them. Local
 // accumulators: stores through the out pointers, which may alias x as far as
 // the compiler knows, would keep the loops from vectorizing.
-QUANTD_HD void SignedAbsMax(const float* x, int n, float* amax_out, float* max_out) {
+//
+// On an SSE2 host both run four lanes at once (the one-accumulator loop is
+// a chain of dependent max/min instructions, ~40% of a Q4_0 or Q4_1 block)
+// and then settle what the sequential loop would have picked: the lanes of
+// SignedAbsMax disagree only when +amax and -amax both occur, and MinMax's
+// result differs from the sequential one only in the sign of a zero; those
+// cases rerun the sequential loop. NaN never wins a comparison in either
+// form (maxps/minps return the second operand on NaN).
+QUANTD_HD void SignedAbsMaxSeq(const float* x, int n, float* amax_out, float* max_out) {
   float amax = 0.0f;
   float max = 0.0f;
   for (int j = 0; j < n; j++) {
@@ -32,7 +41,7 @@ QUANTD_HD void SignedAbsMax(const float* x, int n, float* amax_out, float* max_o
   *max_out = max;
 }
 
-QUANTD_HD void MinMax(const float* x, int n, float* min_out, float* max_out) {
+QUANTD_HD void MinMaxSeq(const float* x, int n, float* min_out, float* max_out) {
   float min = 3.402823466e+38F;  // FLT_MAX
   float max = -3.402823466e+38F;
   for (int j = 0; j < n; j++) {
@@ -43,6 +52,68 @@ QUANTD_HD void MinMax(const float* x, int n, float* min_out, float* max_out) {
   *min_out = min;
   *max_out = max;
 }
+
+#if QUANTD_GGML_HOST_SSE2
+inline void SignedAbsMax(const float* x, int n, float* amax_out, float* max_out) {
+  if (n % 4 != 0) return SignedAbsMaxSeq(x, n, amax_out, max_out);
+  const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  __m128 la = _mm_setzero_ps();
+  __m128 lv = _mm_setzero_ps();
+  for (int j = 0; j < n; j += 4) {
+    const __m128 v = _mm_loadu_ps(x + j);
+    const __m128 a = _mm_and_ps(v, abs_mask);
+    const __m128 up = _mm_cmplt_ps(la, a);  // la < |v|, false on NaN
+    la = _mm_max_ps(a, la);                 // |v| > la ? |v| : la
+    lv = _mm_or_ps(_mm_and_ps(up, v), _mm_andnot_ps(up, lv));
+  }
+  // Horizontal max, then the lanes holding it; ctz of their mask is the
+  // first such lane (no data-dependent branch: which lane wins is random).
+  __m128 m = _mm_max_ps(la, _mm_shuffle_ps(la, la, _MM_SHUFFLE(2, 3, 0, 1)));
+  m = _mm_max_ps(m, _mm_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+  const float amax = _mm_cvtss_f32(m);
+  float max = 0.0f;
+  if (amax > 0.0f) {
+    const int at_max = _mm_movemask_ps(_mm_cmpeq_ps(la, m));
+    float lane_v[4];
+    _mm_storeu_ps(lane_v, lv);
+    max = lane_v[__builtin_ctz(static_cast<unsigned>(at_max))];
+    const int same = _mm_movemask_ps(_mm_cmpeq_ps(lv, _mm_set1_ps(max)));
+    if ((at_max & ~same) != 0) return SignedAbsMaxSeq(x, n, amax_out, max_out);
+  }
+  *amax_out = amax;
+  *max_out = max;
+}
+
+inline void MinMax(const float* x, int n, float* min_out, float* max_out) {
+  if (n % 4 != 0) return MinMaxSeq(x, n, min_out, max_out);
+  __m128 lo = _mm_set1_ps(3.402823466e+38F);
+  __m128 hi = _mm_set1_ps(-3.402823466e+38F);
+  for (int j = 0; j < n; j += 4) {
+    const __m128 v = _mm_loadu_ps(x + j);
+    lo = _mm_min_ps(v, lo);  // v < lo ? v : lo
+    hi = _mm_max_ps(v, hi);  // v > hi ? v : hi
+  }
+  float lane_lo[4], lane_hi[4];
+  _mm_storeu_ps(lane_lo, lo);
+  _mm_storeu_ps(lane_hi, hi);
+  float min = lane_lo[0];
+  float max = lane_hi[0];
+  for (int l = 1; l < 4; ++l) {
+    if (lane_lo[l] < min) min = lane_lo[l];
+    if (lane_hi[l] > max) max = lane_hi[l];
+  }
+  if (min == 0.0f || max == 0.0f) return MinMaxSeq(x, n, min_out, max_out);
+  *min_out = min;
+  *max_out = max;
+}
+#else
+QUANTD_HD void SignedAbsMax(const float* x, int n, float* amax_out, float* max_out) {
+  SignedAbsMaxSeq(x, n, amax_out, max_out);
+}
+QUANTD_HD void MinMax(const float* x, int n, float* min_out, float* max_out) {
+  MinMaxSeq(x, n, min_out, max_out);
+}
+#endif
 
 QUANTD_HD void QuantizeQ4_0Ref(const float* x, BlockQ4_0* y) {
   constexpr int qk = kQK4_0;
@@ -98,11 +169,11 @@ QUANTD_HD uint32_t LoadQh(const uint8_t* in) {
 }
 
 // Packs 32 5-bit codes (uint8 each) of a Q5_0/Q5_1 block.
-QUANTD_HD void Pack5(const int* code_lo, const int* code_hi, uint8_t* qs, uint8_t* qh_out) {
+QUANTD_HD void Pack5(const uint8_t* code_lo, const uint8_t* code_hi, uint8_t* qs, uint8_t* qh_out) {
   uint32_t qh = 0;
   for (int j = 0; j < 16; ++j) {
-    const uint32_t xi0 = static_cast<uint32_t>(code_lo[j]) & 0xffu;
-    const uint32_t xi1 = static_cast<uint32_t>(code_hi[j]) & 0xffu;
+    const uint32_t xi0 = code_lo[j];
+    const uint32_t xi1 = code_hi[j];
     qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
     qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
     qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
@@ -117,15 +188,20 @@ QUANTD_HD void QuantizeQ5_0Ref(const float* x, BlockQ5_0* y) {
   const float d = max / -16;
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
-  int lo[16], hi[16];
+  // Codes and packing in one loop, as ggml writes it: split into a code
+  // loop and Pack5 it ran ~15% slower (the codes went through the stack).
+  uint32_t qh = 0;
   for (int j = 0; j < qk / 2; ++j) {
     const float x0 = x[0 + j] * id;
     const float x1 = x[qk / 2 + j] * id;
     // (uint8_t)MIN(31, (int8_t)(...)): the byte of the int result.
-    lo[j] = MinI(31, TruncToInt8X86(x0 + 16.5f)) & 0xff;
-    hi[j] = MinI(31, TruncToInt8X86(x1 + 16.5f)) & 0xff;
+    const uint32_t xi0 = static_cast<uint8_t>(MinI(31, TruncToInt8X86(x0 + 16.5f)));
+    const uint32_t xi1 = static_cast<uint8_t>(MinI(31, TruncToInt8X86(x1 + 16.5f)));
+    y->qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+    qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+    qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
   }
-  Pack5(lo, hi, y->qs, y->qh);
+  StoreQh(qh, y->qh);
 }
 
 QUANTD_HD void QuantizeQ5_1Ref(const float* x, BlockQ5_1* y) {
@@ -136,14 +212,17 @@ QUANTD_HD void QuantizeQ5_1Ref(const float* x, BlockQ5_1* y) {
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
   y->m = ToHalf(min);
-  int lo[16], hi[16];
+  uint32_t qh = 0;  // one loop, as in QuantizeQ5_0Ref
   for (int j = 0; j < qk / 2; ++j) {
     const float x0 = (x[0 + j] - min) * id;
     const float x1 = (x[qk / 2 + j] - min) * id;
-    lo[j] = TruncToUint8X86(x0 + 0.5f);
-    hi[j] = TruncToUint8X86(x1 + 0.5f);
+    const uint32_t xi0 = static_cast<uint8_t>(TruncToUint8X86(x0 + 0.5f));
+    const uint32_t xi1 = static_cast<uint8_t>(TruncToUint8X86(x1 + 0.5f));
+    y->qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+    qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+    qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
   }
-  Pack5(lo, hi, y->qs, y->qh);
+  StoreQh(qh, y->qh);
 }
 
 QUANTD_HD void QuantizeQ8_0Ref(const float* x, BlockQ8_0* y) {
@@ -156,7 +235,7 @@ QUANTD_HD void QuantizeQ8_0Ref(const float* x, BlockQ8_0* y) {
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
   for (int j = 0; j < kQK8_0; ++j) {
-    y->qs[j] = static_cast<uint8_t>(TruncToInt8X86(RoundF(x[j] * id)));
+    y->qs[j] = static_cast<uint8_t>(RoundToInt8X86(x[j] * id));
   }
 }
 
@@ -198,7 +277,7 @@ QUANTD_HD void QuantizeQ5_0Impl(const float* x, const float* qw, float sigma2, B
   ImatrixWeights(x, qw, sigma2, kQK5_0, weight);
   const float d = MakeQxQuants(kQK5_0, 16, x, L, 1, weight);
   y->d = ToHalf(d);
-  int lo[16], hi[16];
+  uint8_t lo[16], hi[16];  // uint8 codes: the loop vectorizes
   for (int j = 0; j < 16; ++j) {
     lo[j] = static_cast<uint8_t>(L[j]);
     hi[j] = static_cast<uint8_t>(L[j + 16]);
@@ -215,7 +294,7 @@ QUANTD_HD void QuantizeQ5_1Impl(const float* x, const float* qw, float sigma2, B
       MakeQkxQuants<true>(kQK5_1, 31, x, weight, L, &min, Laux, -0.9f, 0.05f, 36, false);
   y->d = ToHalf(d);
   y->m = ToHalf(-min);
-  int lo[16], hi[16];
+  uint8_t lo[16], hi[16];  // uint8 codes: the loop vectorizes
   for (int j = 0; j < 16; ++j) {
     lo[j] = L[j];
     hi[j] = L[j + 16];

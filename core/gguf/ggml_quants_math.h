@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "core/gguf/ggml_blocks.h"
+#include "core/gguf/ggml_quants_sse.h"
 #include "core/tensor/float_bits.h"
 #include "core/util/hostdevice.h"
 
@@ -105,6 +106,25 @@ QUANTD_HD int32_t TruncToInt32X86Raw(float v) { return TruncToInt32X86(v); }
 QUANTD_HD int TruncToInt8X86(float v) { return static_cast<int8_t>(TruncToInt32X86Raw(v)); }
 QUANTD_HD int TruncToUint8X86(float v) { return static_cast<uint8_t>(TruncToInt32X86Raw(v)); }
 
+// (int8_t)roundf(v) on x86-64 (round half away from zero, then cvttss2si's
+// low byte), without the libm call: i = trunc(v) and the remainder v - i,
+// which is exact for every float (|v| >= 2^23 is already an integer, and
+// below that i and v share the float grid), decides the step away from
+// zero. Where cvttss2si gives 0x80000000 (NaN, |v| >= 2^31) roundf's
+// result converts to the same value, so no step is taken. Branch-free so
+// the block loop vectorizes (Q8_0 spent a third of its time in roundf).
+QUANTD_HD int RoundToInt8X86(float v) {
+#if defined(__CUDA_ARCH__)
+  return TruncToInt8X86(roundf(v));
+#else
+  const int32_t i = TruncToInt32X86Raw(v);
+  const float r = v - static_cast<float>(i);
+  const uint32_t step = static_cast<uint32_t>((r >= 0.5f) - (r <= -0.5f));
+  const uint32_t u = static_cast<uint32_t>(i) + (i == INT32_MIN ? 0u : step);
+  return static_cast<int8_t>(static_cast<uint8_t>(u));
+#endif
+}
+
 // make_qx_quants: symmetric codes L in [0, 2 nmax) of n values with the
 // weighted least-squares scale search (rmse_type 1: weights qw, or x^2 when
 // qw is null). Returns the scale.
@@ -165,6 +185,35 @@ QUANTD_GGML_HOST_NOINLINE QUANTD_HD float MakeQxQuants(int n, int nmax, const fl
   float scale = suml2 ? sumlx / suml2 : 0.0f;
   if (return_early) return suml2 > 0 ? 0.5f * (scale + 1 / iscale) : 1 / iscale;
   float best = scale * sumlx;
+#if QUANTD_GGML_HOST_SSE2
+  if (n <= 32) {  // the 18 candidates four at a time (ggml_quants_sse.h)
+    float w[32];
+    for (int i = 0; i < n; ++i) w[i] = weight(i);
+    float cand[20], lx[20], l2[20];
+    int count = 0;
+    for (int is = -9; is <= 9; ++is) {
+      if (is != 0)
+        cand[count++] = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+    }
+    cand[18] = cand[19] = cand[17];
+    for (int c = 0; c < 20; c += 4) sse::QxSums4(n, nmax, x, w, cand + c, lx + c, l2 + c);
+    int winner = -1;
+    for (int c = 0; c < 18; ++c) {
+      if (l2[c] > 0 && lx[c] * lx[c] > best * l2[c]) {
+        winner = c;
+        scale = lx[c] / l2[c];
+        best = scale * lx[c];
+      }
+    }
+    if (winner >= 0) {
+      for (int i = 0; i < n; ++i) {
+        int l = NearestInt(cand[winner] * x[i]);
+        L[i] = static_cast<int8_t>(nmax + MaxI(-nmax, MinI(nmax - 1, l)));
+      }
+    }
+    return scale;
+  }
+#endif
   for (int is = -9; is <= 9; ++is) {
     if (is == 0) continue;
     iscale = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
@@ -295,6 +344,68 @@ QUANTD_HD float MakeQkxQuants(int n, int nmax, const float* x, const float* weig
     *the_min = -min;
     return scale;
   }
+#if QUANTD_GGML_HOST_SSE2
+  if (n <= 32) {
+    // Candidates four at a time (ggml_quants_sse.h). A winner whose min
+    // differs from the current one changes the later candidates' scales and
+    // codes (ggml carries min forward), so the group's remaining lanes are
+    // dropped and the search resumes after the winner.
+    float w[32];
+    for (int i = 0; i < n; ++i) w[i] = weight(i);
+    float win_iscale = 0.0f;
+    float win_min = 0.0f;
+    bool won = false;
+    int is = 0;
+    while (is <= nstep) {
+      const int count = MinI(4, nstep + 1 - is);
+      float cand[4], s_l[4], s_l2[4], s_xl[4], D[4], sc[4], mn[4], err[4];
+      for (int c = 0; c < 4; ++c) {
+        const float step = static_cast<float>(is + MinI(c, count - 1));
+        cand[c] = (rmin + rdelta * step + static_cast<float>(nmax)) / (max - min);
+      }
+      sse::QkxSums4(n, nmax, x, w, min, cand, s_l, s_l2, s_xl);
+      for (int c = 0; c < 4; ++c) {
+        D[c] = sum_w * s_l2[c] - s_l[c] * s_l[c];
+        sc[c] = 0.0f;
+        mn[c] = 0.0f;
+        if (D[c] > 0) {
+          sc[c] = (sum_w * s_xl[c] - sum_x * s_l[c]) / D[c];
+          mn[c] = (s_l2[c] * sum_x - s_l[c] * s_xl[c]) / D[c];
+          if (mn[c] > 0) {
+            mn[c] = 0;
+            sc[c] = s_xl[c] / s_l2[c];
+          }
+        }
+      }
+      sse::QkxErrors4(n, nmax, x, w, min, cand, sc, mn, use_mad, err);
+      int used = count;
+      for (int c = 0; c < count; ++c) {
+        if (D[c] > 0 && err[c] < best_error) {
+          won = true;
+          win_iscale = cand[c];
+          win_min = min;
+          best_error = err[c];
+          scale = sc[c];
+          const bool moved = FloatToBits(mn[c]) != FloatToBits(min);
+          min = mn[c];
+          if (moved) {
+            used = c + 1;
+            break;
+          }
+        }
+      }
+      is += used;
+    }
+    if (won) {
+      for (int i = 0; i < n; ++i) {
+        const int l = NearestInt(win_iscale * (x[i] - win_min));
+        L[i] = static_cast<uint8_t>(MaxI(0, MinI(nmax, l)));
+      }
+    }
+    *the_min = -min;
+    return scale;
+  }
+#endif
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * static_cast<float>(is) + static_cast<float>(nmax)) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;

@@ -160,6 +160,26 @@ std::vector<float> ExtremeMatrix(int64_t cols, uint64_t seed) {
   return x;
 }
 
+// Blocks where the order of equal candidates decides the bytes: small
+// integers of both signs (ties of +-amax), signed zeros at the minimum or
+// maximum, and exact halves for Q8_0's rounding.
+std::vector<float> TieMatrix(int64_t cols, uint64_t seed) {
+  Rng rng(seed);
+  const int64_t rows = 8;
+  std::vector<float> x(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int k = static_cast<int>(rng.Next() % 9) - 4;
+      float v = static_cast<float>(k);
+      if (r % 4 == 1) v = k > 0 ? 0.0f : (k == 0 ? -0.0f : v);      // max is a zero
+      if (r % 4 == 2) v = k < 0 ? -0.0f : (k == 0 ? 0.0f : v);      // min is a zero
+      if (r % 4 == 3) v = (static_cast<float>(k) + 0.5f) / 127.0f;  // halves
+      x[r * cols + c] = r >= 4 ? -v : v;
+    }
+  }
+  return x;
+}
+
 std::vector<float> Importance(int64_t cols, uint64_t seed) {
   Rng rng(seed);
   std::vector<float> w(static_cast<size_t>(cols));
@@ -360,7 +380,9 @@ TEST_F(GgmlOracleTest, BytesEqualGgmlQuantizeChunk) {
 TEST_F(GgmlOracleTest, BytesEqualGgmlOnExtremeValues) {
   for (GgmlType t : EncodableTypes()) {
     const int64_t cols = 512;
-    const std::vector<float> x = ExtremeMatrix(cols, 5);
+    std::vector<float> x = ExtremeMatrix(cols, 5);
+    const std::vector<float> ties = TieMatrix(cols, 6);
+    x.insert(x.end(), ties.begin(), ties.end());
     const int64_t rows = static_cast<int64_t>(x.size()) / cols;
     const std::vector<float> w = Importance(cols, 8);
     for (bool imatrix : {false, true}) {

@@ -1,0 +1,117 @@
+// SSE2 forms of the candidate loops of ggml's scale searches, host only.
+//
+// make_qx_quants and make_qkx{2,3}_quants try a row of candidate scales one
+// after another; each candidate is a chain of dependent float adds over the
+// n values (32 of them), so the scalar loop waits on add latency. Four
+// candidates run here at once, one per SSE lane, each lane doing exactly
+// the scalar operations in the scalar order (mulps/addps/divps round like
+// mulss/addss/divss), so every lane's sums carry the scalar loop's bits;
+// the callers then compare the candidates in ggml's order. The files that
+// include this build without FMA contraction (see ggml_quants_math.h).
+#ifndef QUANTD_CORE_GGUF_GGML_QUANTS_SSE_H_
+#define QUANTD_CORE_GGUF_GGML_QUANTS_SSE_H_
+
+#if !defined(__CUDA_ARCH__) && defined(__SSE2__)
+#define QUANTD_GGML_HOST_SSE2 1
+#include <emmintrin.h>
+#else
+#define QUANTD_GGML_HOST_SSE2 0
+#endif
+
+#if QUANTD_GGML_HOST_SSE2
+namespace quantd {
+namespace ggml {
+namespace sse {
+
+// nearest_int of each lane (see NearestInt in ggml_quants_math.h).
+inline __m128i NearestInt4(__m128 v) {
+  const __m128 shifted = _mm_add_ps(v, _mm_set1_ps(12582912.f));
+  const __m128i bits = _mm_castps_si128(shifted);
+  return _mm_sub_epi32(_mm_and_si128(bits, _mm_set1_epi32(0x007fffff)), _mm_set1_epi32(0x00400000));
+}
+
+// MaxI(lo, MinI(hi, l)) per lane (SSE2 has no pminsd).
+inline __m128i Clamp4(__m128i l, __m128i lo, __m128i hi) {
+  const __m128i above = _mm_cmpgt_epi32(l, hi);
+  l = _mm_or_si128(_mm_and_si128(above, hi), _mm_andnot_si128(above, l));
+  const __m128i below = _mm_cmpgt_epi32(lo, l);
+  return _mm_or_si128(_mm_and_si128(below, lo), _mm_andnot_si128(below, l));
+}
+
+// make_qx_quants' candidate sums for the four scales iscale[0..3]:
+//   l = clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1)
+//   sumlx += w[i] * x[i] * l;  suml2 += w[i] * l * l   (i = 0..n-1)
+inline void QxSums4(int n, int nmax, const float* x, const float* w, const float* iscale,
+                    float* sumlx, float* suml2) {
+  const __m128 is = _mm_loadu_ps(iscale);
+  const __m128i lo = _mm_set1_epi32(-nmax);
+  const __m128i hi = _mm_set1_epi32(nmax - 1);
+  __m128 lx = _mm_setzero_ps();
+  __m128 l2 = _mm_setzero_ps();
+  for (int i = 0; i < n; ++i) {
+    const __m128 xi = _mm_set1_ps(x[i]);
+    const __m128 wi = _mm_set1_ps(w[i]);
+    const __m128 fl = _mm_cvtepi32_ps(Clamp4(NearestInt4(_mm_mul_ps(is, xi)), lo, hi));
+    lx = _mm_add_ps(lx, _mm_mul_ps(_mm_mul_ps(wi, xi), fl));
+    l2 = _mm_add_ps(l2, _mm_mul_ps(_mm_mul_ps(wi, fl), fl));
+  }
+  _mm_storeu_ps(sumlx, lx);
+  _mm_storeu_ps(suml2, l2);
+}
+
+// make_qkx{2,3}_quants' candidate sums for the four scales iscale[0..3]:
+//   l = clamp(nearest_int(iscale * (x[i] - min)), 0, nmax)
+//   sum_l += w l;  sum_l2 += w l l;  sum_xl += w l x[i]
+inline void QkxSums4(int n, int nmax, const float* x, const float* w, float min,
+                     const float* iscale, float* sum_l, float* sum_l2, float* sum_xl) {
+  const __m128 is = _mm_loadu_ps(iscale);
+  const __m128i lo = _mm_setzero_si128();
+  const __m128i hi = _mm_set1_epi32(nmax);
+  __m128 s_l = _mm_setzero_ps();
+  __m128 s_l2 = _mm_setzero_ps();
+  __m128 s_xl = _mm_setzero_ps();
+  for (int i = 0; i < n; ++i) {
+    const __m128 xi = _mm_set1_ps(x[i]);
+    const __m128 xm = _mm_set1_ps(x[i] - min);
+    const __m128 wi = _mm_set1_ps(w[i]);
+    const __m128 fl = _mm_cvtepi32_ps(Clamp4(NearestInt4(_mm_mul_ps(is, xm)), lo, hi));
+    const __m128 wl = _mm_mul_ps(wi, fl);
+    s_l = _mm_add_ps(s_l, wl);
+    s_l2 = _mm_add_ps(s_l2, _mm_mul_ps(wl, fl));
+    s_xl = _mm_add_ps(s_xl, _mm_mul_ps(wl, xi));
+  }
+  _mm_storeu_ps(sum_l, s_l);
+  _mm_storeu_ps(sum_l2, s_l2);
+  _mm_storeu_ps(sum_xl, s_xl);
+}
+
+// make_qkx{2,3}_quants' error of each candidate (codes recomputed from
+// iscale as QkxSums4 made them):
+//   diff = scale * l + min' - x[i];  error += w[i] * (mad ? |diff| : diff^2)
+inline void QkxErrors4(int n, int nmax, const float* x, const float* w, float min,
+                       const float* iscale, const float* scale, const float* new_min, bool use_mad,
+                       float* error) {
+  const __m128 is = _mm_loadu_ps(iscale);
+  const __m128 sc = _mm_loadu_ps(scale);
+  const __m128 mn = _mm_loadu_ps(new_min);
+  const __m128i lo = _mm_setzero_si128();
+  const __m128i hi = _mm_set1_epi32(nmax);
+  const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
+  __m128 err = _mm_setzero_ps();
+  for (int i = 0; i < n; ++i) {
+    const __m128 xi = _mm_set1_ps(x[i]);
+    const __m128 xm = _mm_set1_ps(x[i] - min);
+    const __m128 fl = _mm_cvtepi32_ps(Clamp4(NearestInt4(_mm_mul_ps(is, xm)), lo, hi));
+    __m128 diff = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(sc, fl), mn), xi);
+    diff = use_mad ? _mm_and_ps(diff, abs_mask) : _mm_mul_ps(diff, diff);
+    err = _mm_add_ps(err, _mm_mul_ps(_mm_set1_ps(w[i]), diff));
+  }
+  _mm_storeu_ps(error, err);
+}
+
+}  // namespace sse
+}  // namespace ggml
+}  // namespace quantd
+#endif  // QUANTD_GGML_HOST_SSE2
+
+#endif  // QUANTD_CORE_GGUF_GGML_QUANTS_SSE_H_
