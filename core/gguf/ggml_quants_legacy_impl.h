@@ -122,6 +122,14 @@ QUANTD_HD void QuantizeQ4_0Ref(const float* x, BlockQ4_0* y) {
   const float d = max / -8;
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
+#if QUANTD_GGML_HOST_SSE2
+  const __m128i lo = sse::SymmetricCodes16(x, id, 8.5f, 15);
+  const __m128i hi = sse::SymmetricCodes16(x + qk / 2, id, 8.5f, 15);
+  // (uint8_t)(xi0 | (xi1 << 4)): the high nibble is xi1's low one.
+  const __m128i hi4 = _mm_and_si128(_mm_slli_epi16(hi, 4), _mm_set1_epi8(static_cast<char>(0xF0)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm_or_si128(lo, hi4));
+  return;
+#endif
   // Codes go to a local array first: y's bytes may alias x as far as the
   // compiler knows (ggml marks its pointers restrict), which kept this loop
   // scalar.
@@ -188,6 +196,17 @@ QUANTD_HD void QuantizeQ5_0Ref(const float* x, BlockQ5_0* y) {
   const float d = max / -16;
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
+#if QUANTD_GGML_HOST_SSE2
+  {
+    const __m128i lo = sse::SymmetricCodes16(x, id, 16.5f, 31);
+    const __m128i hi = sse::SymmetricCodes16(x + qk / 2, id, 16.5f, 31);
+    const __m128i nib = _mm_set1_epi8(0x0F);
+    const __m128i hi4 = _mm_slli_epi16(_mm_and_si128(hi, nib), 4);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm_or_si128(_mm_and_si128(lo, nib), hi4));
+    StoreQh(sse::Bit4Mask16(lo) | sse::Bit4Mask16(hi) << 16, y->qh);
+    return;
+  }
+#endif
   // Codes and packing in one loop, as ggml writes it: split into a code
   // loop and Pack5 it ran ~15% slower (the codes went through the stack).
   uint32_t qh = 0;

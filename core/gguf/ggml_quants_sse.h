@@ -109,6 +109,30 @@ inline void QkxErrors4(int n, int nmax, const float* x, const float* w, float mi
   _mm_storeu_ps(error, err);
 }
 
+// The 16 codes (uint8_t)MinI(cap, (int8_t)(int32_t)(x[k] * id + offset)),
+// k = 0..15, of the Q4_0/Q5_0 reference (cvttps2dq converts as cvttss2si;
+// the shifts keep the low byte, sign-extended, as the int8_t cast does).
+inline __m128i SymmetricCodes16(const float* x, float id, float offset, int cap) {
+  const __m128 vid = _mm_set1_ps(id);
+  const __m128 voff = _mm_set1_ps(offset);
+  const __m128i vcap = _mm_set1_epi32(cap);
+  const __m128i byte = _mm_set1_epi32(0xff);
+  __m128i c[4];
+  for (int k = 0; k < 4; ++k) {
+    const __m128 v = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(x + 4 * k), vid), voff);
+    __m128i t = _mm_srai_epi32(_mm_slli_epi32(_mm_cvttps_epi32(v), 24), 24);
+    const __m128i above = _mm_cmpgt_epi32(t, vcap);
+    t = _mm_or_si128(_mm_and_si128(above, vcap), _mm_andnot_si128(above, t));
+    c[k] = _mm_and_si128(t, byte);  // 0..255: the packs below do not saturate
+  }
+  return _mm_packus_epi16(_mm_packs_epi32(c[0], c[1]), _mm_packs_epi32(c[2], c[3]));
+}
+
+// Bit 4 of each of the 16 bytes, byte k at bit k.
+inline uint32_t Bit4Mask16(__m128i codes) {
+  return static_cast<uint32_t>(_mm_movemask_epi8(_mm_slli_epi16(codes, 3)));
+}
+
 }  // namespace sse
 }  // namespace ggml
 }  // namespace quantd
