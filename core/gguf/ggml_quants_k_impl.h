@@ -17,7 +17,7 @@
 #ifndef QUANTD_CORE_GGUF_GGML_QUANTS_K_IMPL_H_
 #define QUANTD_CORE_GGUF_GGML_QUANTS_K_IMPL_H_
 
-#include "core/gguf/ggml_quants_math.h"
+#include "core/gguf/ggml_quants_search.h"
 
 namespace quantd {
 namespace ggml {

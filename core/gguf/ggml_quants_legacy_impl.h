@@ -10,7 +10,8 @@
 #ifndef QUANTD_CORE_GGUF_GGML_QUANTS_LEGACY_IMPL_H_
 #define QUANTD_CORE_GGUF_GGML_QUANTS_LEGACY_IMPL_H_
 
-#include "core/gguf/ggml_quants_math.h"
+#include "core/gguf/ggml_quants_search.h"
+#include "core/gguf/ggml_quants_sse.h"
 
 namespace quantd {
 namespace ggml {
@@ -128,8 +129,7 @@ QUANTD_HD void QuantizeQ4_0Ref(const float* x, BlockQ4_0* y) {
   // (uint8_t)(xi0 | (xi1 << 4)): the high nibble is xi1's low one.
   const __m128i hi4 = _mm_and_si128(_mm_slli_epi16(hi, 4), _mm_set1_epi8(static_cast<char>(0xF0)));
   _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm_or_si128(lo, hi4));
-  return;
-#endif
+#else
   // Codes go to a local array first: y's bytes may alias x as far as the
   // compiler knows (ggml marks its pointers restrict), which kept this loop
   // scalar.
@@ -143,6 +143,7 @@ QUANTD_HD void QuantizeQ4_0Ref(const float* x, BlockQ4_0* y) {
     qs[j] = static_cast<uint8_t>(xi0 | (xi1 << 4));
   }
   for (int j = 0; j < qk / 2; ++j) y->qs[j] = qs[j];
+#endif
 }
 
 QUANTD_HD void QuantizeQ4_1Ref(const float* x, BlockQ4_1* y) {
@@ -197,16 +198,13 @@ QUANTD_HD void QuantizeQ5_0Ref(const float* x, BlockQ5_0* y) {
   const float id = d ? 1.0f / d : 0.0f;
   y->d = ToHalf(d);
 #if QUANTD_GGML_HOST_SSE2
-  {
-    const __m128i lo = sse::SymmetricCodes16(x, id, 16.5f, 31);
-    const __m128i hi = sse::SymmetricCodes16(x + qk / 2, id, 16.5f, 31);
-    const __m128i nib = _mm_set1_epi8(0x0F);
-    const __m128i hi4 = _mm_slli_epi16(_mm_and_si128(hi, nib), 4);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm_or_si128(_mm_and_si128(lo, nib), hi4));
-    StoreQh(sse::Bit4Mask16(lo) | sse::Bit4Mask16(hi) << 16, y->qh);
-    return;
-  }
-#endif
+  const __m128i lo = sse::SymmetricCodes16(x, id, 16.5f, 31);
+  const __m128i hi = sse::SymmetricCodes16(x + qk / 2, id, 16.5f, 31);
+  const __m128i nib = _mm_set1_epi8(0x0F);
+  const __m128i hi4 = _mm_slli_epi16(_mm_and_si128(hi, nib), 4);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(y->qs), _mm_or_si128(_mm_and_si128(lo, nib), hi4));
+  StoreQh(sse::Bit4Mask16(lo) | sse::Bit4Mask16(hi) << 16, y->qh);
+#else
   // Codes and packing in one loop, as ggml writes it: split into a code
   // loop and Pack5 it ran ~15% slower (the codes went through the stack).
   uint32_t qh = 0;
@@ -221,6 +219,7 @@ QUANTD_HD void QuantizeQ5_0Ref(const float* x, BlockQ5_0* y) {
     qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
   }
   StoreQh(qh, y->qh);
+#endif
 }
 
 QUANTD_HD void QuantizeQ5_1Ref(const float* x, BlockQ5_1* y) {

@@ -19,8 +19,18 @@
 #endif
 
 #if QUANTD_GGML_HOST_SSE2
+#include "core/gguf/ggml_quants_math.h"
+
 namespace quantd {
 namespace ggml {
+
+// The state make_qkx{2,3}_quants carries from candidate to candidate.
+struct QkxState {
+  float min;
+  float scale;
+  float best_error;
+};
+
 namespace sse {
 
 // nearest_int of each lane (see NearestInt in ggml_quants_math.h).
@@ -107,6 +117,98 @@ inline void QkxErrors4(int n, int nmax, const float* x, const float* w, float mi
     err = _mm_add_ps(err, _mm_mul_ps(_mm_set1_ps(w[i]), diff));
   }
   _mm_storeu_ps(error, err);
+}
+
+// make_qx_quants from its candidate loop on: the 18 scales
+// -(nmax + 0.1 is) / max, is = -9..9 without 0, four at a time, compared in
+// ggml's order against `best`; L (codes + nmax) is rewritten for the last
+// winner. w[i] is the weight of x[i]. Returns the scale (`scale` if no
+// candidate wins).
+inline float QxSearch(int n, int nmax, const float* x, const float* w, float max, float best,
+                      float scale, int8_t* L) {
+  float cand[20], lx[20], l2[20];
+  int count = 0;
+  for (int is = -9; is <= 9; ++is) {
+    if (is != 0) cand[count++] = -(static_cast<float>(nmax) + 0.1f * static_cast<float>(is)) / max;
+  }
+  cand[18] = cand[19] = cand[17];
+  for (int c = 0; c < 20; c += 4) QxSums4(n, nmax, x, w, cand + c, lx + c, l2 + c);
+  int winner = -1;
+  for (int c = 0; c < 18; ++c) {
+    if (l2[c] > 0 && lx[c] * lx[c] > best * l2[c]) {
+      winner = c;
+      scale = lx[c] / l2[c];
+      best = scale * lx[c];
+    }
+  }
+  if (winner >= 0) {
+    for (int i = 0; i < n; ++i) {
+      const int l = NearestInt(cand[winner] * x[i]);
+      L[i] = static_cast<int8_t>(nmax + MaxI(-nmax, MinI(nmax - 1, l)));
+    }
+  }
+  return scale;
+}
+
+// make_qkx{2,3}_quants' candidate loop (is = 0..nstep), four at a time. A
+// winner whose min differs from the current one changes the later
+// candidates' scales and codes (ggml carries min forward), so the group's
+// remaining lanes are dropped and the search resumes after the winner.
+// *st holds min, scale and best error before and after; L is rewritten for
+// the last winner.
+inline void QkxSearch(int n, int nmax, const float* x, const float* w, float max, float sum_w,
+                      float sum_x, float rmin, float rdelta, int nstep, bool use_mad, QkxState* st,
+                      uint8_t* L) {
+  float win_iscale = 0.0f;
+  float win_min = 0.0f;
+  bool won = false;
+  int is = 0;
+  while (is <= nstep) {
+    const int count = MinI(4, nstep + 1 - is);
+    float cand[4], s_l[4], s_l2[4], s_xl[4], D[4], sc[4], mn[4], err[4];
+    for (int c = 0; c < 4; ++c) {
+      const float step = static_cast<float>(is + MinI(c, count - 1));
+      cand[c] = (rmin + rdelta * step + static_cast<float>(nmax)) / (max - st->min);
+    }
+    QkxSums4(n, nmax, x, w, st->min, cand, s_l, s_l2, s_xl);
+    for (int c = 0; c < 4; ++c) {
+      D[c] = sum_w * s_l2[c] - s_l[c] * s_l[c];
+      sc[c] = 0.0f;
+      mn[c] = 0.0f;
+      if (D[c] > 0) {
+        sc[c] = (sum_w * s_xl[c] - sum_x * s_l[c]) / D[c];
+        mn[c] = (s_l2[c] * sum_x - s_l[c] * s_xl[c]) / D[c];
+        if (mn[c] > 0) {
+          mn[c] = 0;
+          sc[c] = s_xl[c] / s_l2[c];
+        }
+      }
+    }
+    QkxErrors4(n, nmax, x, w, st->min, cand, sc, mn, use_mad, err);
+    int used = count;
+    for (int c = 0; c < count; ++c) {
+      if (D[c] > 0 && err[c] < st->best_error) {
+        won = true;
+        win_iscale = cand[c];
+        win_min = st->min;
+        st->best_error = err[c];
+        st->scale = sc[c];
+        const bool moved = FloatToBits(mn[c]) != FloatToBits(st->min);
+        st->min = mn[c];
+        if (moved) {
+          used = c + 1;
+          break;
+        }
+      }
+    }
+    is += used;
+  }
+  if (won) {
+    for (int i = 0; i < n; ++i) {
+      const int l = NearestInt(win_iscale * (x[i] - win_min));
+      L[i] = static_cast<uint8_t>(MaxI(0, MinI(nmax, l)));
+    }
+  }
 }
 
 // The 16 codes (uint8_t)MinI(cap, (int8_t)(int32_t)(x[k] * id + offset)),
