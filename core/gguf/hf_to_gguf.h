@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "core/gguf/gguf_file.h"
 #include "core/gguf/gguf_tokenizer.h"
+#include "core/gguf/gguf_writer.h"
 #include "core/model/hf_model.h"
 #include "core/tensor/tensor.h"
 #include "nlohmann/json.hpp"

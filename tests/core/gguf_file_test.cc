@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "core/gguf/gguf_writer.h"
 
 namespace quantd {
 namespace {

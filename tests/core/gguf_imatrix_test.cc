@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "core/gguf/gguf_file.h"
+#include "core/gguf/gguf_writer.h"
 #include "core/gguf/imatrix.h"
 
 namespace quantd {

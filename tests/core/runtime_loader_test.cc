@@ -14,6 +14,7 @@
 #include "core/formats/registry.h"
 #include "core/gguf/ggml_quants.h"
 #include "core/gguf/gguf_file.h"
+#include "core/gguf/gguf_writer.h"
 #include "core/gguf/hf_to_gguf.h"
 #include "core/io/safetensors.h"
 #include "core/model/hf_model.h"
