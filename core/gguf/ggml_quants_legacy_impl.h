@@ -16,10 +16,8 @@
 namespace quantd {
 namespace ggml {
 
-// amax and the value of largest magnitude (first one on ties), and the
-// minimum and maximum, as ggml's block loops compute them. Local
-// accumulators: stores through the out pointers, which may alias x as far as
-// the compiler knows, would keep the loops from vectorizing.
+// SignedAbsMax (SignedAbsMaxSeq in ggml_quants_search.h) and the minimum
+// and maximum of a block, as ggml's block loops compute them.
 //
 // On an SSE2 host both run four lanes at once (the one-accumulator loop is
 // a chain of dependent max/min instructions, ~40% of a Q4_0 or Q4_1 block)
@@ -28,20 +26,6 @@ namespace ggml {
 // result differs from the sequential one only in the sign of a zero; those
 // cases rerun the sequential loop. NaN never wins a comparison in either
 // form (maxps/minps return the second operand on NaN).
-QUANTD_HD void SignedAbsMaxSeq(const float* x, int n, float* amax_out, float* max_out) {
-  float amax = 0.0f;
-  float max = 0.0f;
-  for (int j = 0; j < n; j++) {
-    const float v = x[j];
-    if (amax < AbsF(v)) {
-      amax = AbsF(v);
-      max = v;
-    }
-  }
-  *amax_out = amax;
-  *max_out = max;
-}
-
 QUANTD_HD void MinMaxSeq(const float* x, int n, float* min_out, float* max_out) {
   float min = 3.402823466e+38F;  // FLT_MAX
   float max = -3.402823466e+38F;
@@ -177,16 +161,18 @@ QUANTD_HD uint32_t LoadQh(const uint8_t* in) {
          static_cast<uint32_t>(in[2]) << 16 | static_cast<uint32_t>(in[3]) << 24;
 }
 
+// Stores 5-bit codes xi0 (column j) and xi1 (column j + 16) of a Q5_0/Q5_1
+// block: low nibbles into qs[j], bit 4 at bits j and j + 16 of qh.
+QUANTD_HD void Put5(int j, uint32_t xi0, uint32_t xi1, uint8_t* qs, uint32_t* qh) {
+  qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+  *qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+  *qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
+}
+
 // Packs 32 5-bit codes (uint8 each) of a Q5_0/Q5_1 block.
 QUANTD_HD void Pack5(const uint8_t* code_lo, const uint8_t* code_hi, uint8_t* qs, uint8_t* qh_out) {
   uint32_t qh = 0;
-  for (int j = 0; j < 16; ++j) {
-    const uint32_t xi0 = code_lo[j];
-    const uint32_t xi1 = code_hi[j];
-    qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
-    qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
-    qh |= ((xi1 & 0x10u) >> 4) << (j + 16);
-  }
+  for (int j = 0; j < 16; ++j) Put5(j, code_lo[j], code_hi[j], qs, &qh);
   StoreQh(qh, qh_out);
 }
 
@@ -214,9 +200,7 @@ QUANTD_HD void QuantizeQ5_0Ref(const float* x, BlockQ5_0* y) {
     // (uint8_t)MIN(31, (int8_t)(...)): the byte of the int result.
     const uint32_t xi0 = static_cast<uint8_t>(MinI(31, TruncToInt8X86(x0 + 16.5f)));
     const uint32_t xi1 = static_cast<uint8_t>(MinI(31, TruncToInt8X86(x1 + 16.5f)));
-    y->qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
-    qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
-    qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+    Put5(j, xi0, xi1, y->qs, &qh);
   }
   StoreQh(qh, y->qh);
 #endif
@@ -236,9 +220,7 @@ QUANTD_HD void QuantizeQ5_1Ref(const float* x, BlockQ5_1* y) {
     const float x1 = (x[qk / 2 + j] - min) * id;
     const uint32_t xi0 = static_cast<uint8_t>(TruncToUint8X86(x0 + 0.5f));
     const uint32_t xi1 = static_cast<uint8_t>(TruncToUint8X86(x1 + 0.5f));
-    y->qs[j] = static_cast<uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
-    qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
-    qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+    Put5(j, xi0, xi1, y->qs, &qh);
   }
   StoreQh(qh, y->qh);
 }

@@ -16,6 +16,25 @@
 namespace quantd {
 namespace ggml {
 
+// amax = the largest |x[i]| and max = the x[i] that has it (the first one
+// on ties; 0 and 0 when every x[i] is a zero or NaN), as ggml's loops find
+// them. Local accumulators: stores through the out pointers, which may
+// alias x as far as the compiler knows, would keep the loop from
+// vectorizing.
+QUANTD_HD void SignedAbsMaxSeq(const float* x, int n, float* amax_out, float* max_out) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int j = 0; j < n; j++) {
+    const float v = x[j];
+    if (amax < AbsF(v)) {
+      amax = AbsF(v);
+      max = v;
+    }
+  }
+  *amax_out = amax;
+  *max_out = max;
+}
+
 // make_qx_quants: symmetric codes L in [0, 2 nmax) of n values with the
 // weighted least-squares scale search (rmse_type 1: weights qw, or x^2 when
 // qw is null). Returns the scale.
@@ -29,15 +48,8 @@ namespace ggml {
 #endif
 QUANTD_GGML_HOST_NOINLINE QUANTD_HD float MakeQxQuants(int n, int nmax, const float* x, int8_t* L,
                                                        int rmse_type, const float* qw) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    float ax = AbsF(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax, max;
+  SignedAbsMaxSeq(x, n, &amax, &max);
   if (amax < kGroupMaxEps) {  // all zero
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
@@ -110,15 +122,8 @@ QUANTD_GGML_HOST_NOINLINE QUANTD_HD float MakeQxQuants(int n, int nmax, const fl
 // make_q3_quants: symmetric codes with an iterative x^2-weighted refinement
 // (do_rmse) of single codes.
 QUANTD_HD float MakeQ3Quants(int n, int nmax, const float* x, int8_t* L, bool do_rmse) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    float ax = AbsF(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
+  float amax, max;
+  SignedAbsMaxSeq(x, n, &amax, &max);
   if (amax < kGroupMaxEps) {  // all zero
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.f;
