@@ -72,8 +72,10 @@ inline void QxSums4(int n, int nmax, const float* x, const float* w, const float
 // make_qkx{2,3}_quants' candidate sums for the four scales iscale[0..3]:
 //   l = clamp(nearest_int(iscale * (x[i] - min)), 0, nmax)
 //   sum_l += w l;  sum_l2 += w l l;  sum_xl += w l x[i]
+// codes[i] keeps the four l of x[i] (as floats) for QkxErrors4.
 inline void QkxSums4(int n, int nmax, const float* x, const float* w, float min,
-                     const float* iscale, float* sum_l, float* sum_l2, float* sum_xl) {
+                     const float* iscale, float* sum_l, float* sum_l2, float* sum_xl,
+                     __m128* codes) {
   const __m128 is = _mm_loadu_ps(iscale);
   const __m128i lo = _mm_setzero_si128();
   const __m128i hi = _mm_set1_epi32(nmax);
@@ -85,6 +87,7 @@ inline void QkxSums4(int n, int nmax, const float* x, const float* w, float min,
     const __m128 xm = _mm_set1_ps(x[i] - min);
     const __m128 wi = _mm_set1_ps(w[i]);
     const __m128 fl = _mm_cvtepi32_ps(Clamp4(NearestInt4(_mm_mul_ps(is, xm)), lo, hi));
+    codes[i] = fl;
     const __m128 wl = _mm_mul_ps(wi, fl);
     s_l = _mm_add_ps(s_l, wl);
     s_l2 = _mm_add_ps(s_l2, _mm_mul_ps(wl, fl));
@@ -95,24 +98,18 @@ inline void QkxSums4(int n, int nmax, const float* x, const float* w, float min,
   _mm_storeu_ps(sum_xl, s_xl);
 }
 
-// make_qkx{2,3}_quants' error of each candidate (codes recomputed from
-// iscale as QkxSums4 made them):
+// make_qkx{2,3}_quants' error of each candidate, with the codes QkxSums4
+// kept:
 //   diff = scale * l + min' - x[i];  error += w[i] * (mad ? |diff| : diff^2)
-inline void QkxErrors4(int n, int nmax, const float* x, const float* w, float min,
-                       const float* iscale, const float* scale, const float* new_min, bool use_mad,
-                       float* error) {
-  const __m128 is = _mm_loadu_ps(iscale);
+inline void QkxErrors4(int n, const float* x, const float* w, const __m128* codes,
+                       const float* scale, const float* new_min, bool use_mad, float* error) {
   const __m128 sc = _mm_loadu_ps(scale);
   const __m128 mn = _mm_loadu_ps(new_min);
-  const __m128i lo = _mm_setzero_si128();
-  const __m128i hi = _mm_set1_epi32(nmax);
   const __m128 abs_mask = _mm_castsi128_ps(_mm_set1_epi32(0x7fffffff));
   __m128 err = _mm_setzero_ps();
   for (int i = 0; i < n; ++i) {
     const __m128 xi = _mm_set1_ps(x[i]);
-    const __m128 xm = _mm_set1_ps(x[i] - min);
-    const __m128 fl = _mm_cvtepi32_ps(Clamp4(NearestInt4(_mm_mul_ps(is, xm)), lo, hi));
-    __m128 diff = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(sc, fl), mn), xi);
+    __m128 diff = _mm_sub_ps(_mm_add_ps(_mm_mul_ps(sc, codes[i]), mn), xi);
     diff = use_mad ? _mm_and_ps(diff, abs_mask) : _mm_mul_ps(diff, diff);
     err = _mm_add_ps(err, _mm_mul_ps(_mm_set1_ps(w[i]), diff));
   }
@@ -166,11 +163,12 @@ inline void QkxSearch(int n, int nmax, const float* x, const float* w, float max
   while (is <= nstep) {
     const int count = MinI(4, nstep + 1 - is);
     float cand[4], s_l[4], s_l2[4], s_xl[4], D[4], sc[4], mn[4], err[4];
+    __m128 codes[32];
     for (int c = 0; c < 4; ++c) {
       const float step = static_cast<float>(is + MinI(c, count - 1));
       cand[c] = (rmin + rdelta * step + static_cast<float>(nmax)) / (max - st->min);
     }
-    QkxSums4(n, nmax, x, w, st->min, cand, s_l, s_l2, s_xl);
+    QkxSums4(n, nmax, x, w, st->min, cand, s_l, s_l2, s_xl, codes);
     for (int c = 0; c < 4; ++c) {
       D[c] = sum_w * s_l2[c] - s_l[c] * s_l[c];
       sc[c] = 0.0f;
@@ -184,7 +182,7 @@ inline void QkxSearch(int n, int nmax, const float* x, const float* w, float max
         }
       }
     }
-    QkxErrors4(n, nmax, x, w, st->min, cand, sc, mn, use_mad, err);
+    QkxErrors4(n, x, w, codes, sc, mn, use_mad, err);
     int used = count;
     for (int c = 0; c < count; ++c) {
       if (D[c] > 0 && err[c] < st->best_error) {
